@@ -1,0 +1,30 @@
+"""The `monoimage` command line: each subcommand parses, calls the library, prints."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import UserError
+from .plan import plan_command
+
+
+class _Group(click.Group):
+    """Turns every UserError into one clear line on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except UserError as err:
+            click.echo(f"monoimage: {err}", err=True)
+            sys.exit(err.exit_code)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="monoimage")
+def main() -> None:
+    """Build one golden all-in-one container image for edge sites, and measure the trade."""
+
+
+main.add_command(plan_command)
