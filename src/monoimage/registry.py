@@ -225,11 +225,16 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _forward(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         upstream = http.client.HTTPConnection(self.server.upstream, timeout=120)
         status, written = 502, 0
         try:
-            upstream.request(self.command, self.path, body=body, headers=headers)
+            # Header by header: a client sends Accept several times (one per manifest type).
+            upstream.putrequest(self.command, self.path, skip_host=True,
+                                skip_accept_encoding=True)
+            for name, value in self.headers.items():
+                if name.lower() not in _HOP_BY_HOP:
+                    upstream.putheader(name, value)
+            upstream.endheaders(body)
             response = upstream.getresponse()
             status = response.status
             written = self._relay(response)
