@@ -1,0 +1,1 @@
+"""Packager adapters (apt, dnf) behind one small interface: see base.py."""
