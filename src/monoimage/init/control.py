@@ -1,0 +1,157 @@
+"""The status protocol between a running init and `monoimage-init status|health` (or the
+host-side `monoimage boot`, which runs those through `podman exec` or reads the socket).
+
+Socket: AF_UNIX stream, default /run/monoimage/init.sock (`--socket`, env MONOIMAGE_SOCKET),
+mode 0600, created once the configure phase is over (before that, health fails: unreachable).
+
+Request: one line, `status` + LF. Response: UTF-8 text lines, then init closes the connection.
+Every line is one record: a kind, then TAB-separated `key=value` fields, in this order:
+
+    init     version=1  pid=<int>  state=<running|stopping>  image=<text>  uptime_s=<float>
+    service  name=<text>  state=<state>  pid=<int|->  restarts=<int>
+             ready_since=<epoch seconds, float|->  ready_after_ms=<int|->  rss_kib=<int|->
+             critical=<yes|no>  last_exit=<text|->
+    ...      (one `service` record per service, in table order)
+    end      healthy=<yes|no>  services=<int>
+
+or, for a request it does not know, the single record `error  message=<text>`.
+Service states: waiting (for dependencies), starting (started, not ready yet), ready, backoff
+(waiting to restart), stopping, stopped, done (exited successfully, not restarted), failed.
+`-` means none/null; values never hold a TAB or a newline. healthy=yes when every service is
+ready or done. `ready_after_ms` counts from the (re)start of the process to its probe passing;
+`rss_kib` is VmRSS of the main process. Readers must ignore kinds and keys they do not know.
+"""
+
+import os
+import socket
+import time
+
+DEFAULT_SOCKET = "/run/monoimage/init.sock"
+REQUEST_LIMIT = 1024
+REQUEST_TIMEOUT = 5.0
+Record = tuple[str, list[tuple[str, object]]]
+
+
+def format_records(records: list[Record]) -> str:
+    """The wire text of `records`."""
+    return "".join("\t".join([kind, *(f"{key}={_field(value)}" for key, value in fields)]) + "\n"
+                   for kind, fields in records)
+
+
+def parse_records(text: str) -> list[tuple[str, dict[str, str]]]:
+    """Records from wire text: (kind, {key: value}); `-` stays `-` for the caller to read."""
+    records = []
+    for line in text.splitlines():
+        if not line:
+            continue
+        kind, *fields = line.split("\t")
+        records.append((kind, dict(field.partition("=")[::2] for field in fields)))
+    return records
+
+
+def _field(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    text = str(value).replace("\t", " ").replace("\n", " ").replace("\r", " ")
+    return text if text else "-"
+
+
+class ControlConnection:
+    """One client: reads its request line (non-blocking), then answers and closes."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.sock.setblocking(False)
+        self.buffer = b""
+        self.deadline = time.monotonic() + REQUEST_TIMEOUT
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def read_request(self) -> str | None:
+        """The request once a whole line arrived (`""` for a client that hung up or sent
+        junk), None while more is needed."""
+        try:
+            data = self.sock.recv(REQUEST_LIMIT)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return ""
+        self.buffer += data
+        if b"\n" in self.buffer:
+            return self.buffer.split(b"\n", 1)[0].decode("ascii", "replace").strip()
+        if not data:  # the client shut its side: what it sent is the whole request
+            return self.buffer.decode("ascii", "replace").strip()
+        if len(self.buffer) > REQUEST_LIMIT:
+            return ""
+        return None
+
+    def answer(self, text: str) -> None:
+        """Send `text` (small: fits the socket buffer) and close."""
+        try:
+            self.sock.settimeout(1.0)
+            self.sock.sendall(text.encode("utf-8", "replace"))
+        except OSError:
+            pass
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class ControlServer:
+    """The listening socket; a stale socket file from an earlier boot is replaced."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)
+        try:
+            self.sock.bind(path)
+        finally:
+            os.umask(old_umask)
+        self.sock.listen(16)
+        self.sock.setblocking(False)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def accept(self) -> ControlConnection | None:
+        """The next waiting client, if any."""
+        try:
+            sock, _ = self.sock.accept()
+        except OSError:
+            return None
+        return ControlConnection(sock)
+
+    def close(self) -> None:
+        """Stop listening and remove the socket file."""
+        self.sock.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def request_status(path: str, timeout: float = 5.0) -> list[tuple[str, dict[str, str]]]:
+    """Ask the init listening on `path` for its status (OSError if it cannot be reached)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(b"status\n")
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return parse_records(b"".join(chunks).decode("utf-8", "replace"))

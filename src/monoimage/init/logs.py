@@ -1,0 +1,79 @@
+"""The container log: every service line prefixed with its service's name, init's own lines
+prefixed `monoimage-init | `.
+
+Lines are bytes end to end (a service's encoding is its own business). A partial line is held
+only until it reaches `LINE_CAP` bytes, the stream ends, or it has waited `PARTIAL_AFTER`
+seconds, so a prompt without newline or a binary blob still shows up promptly.
+"""
+
+import os
+import re
+import select
+
+INIT_PREFIX = "monoimage-init | "
+LINE_CAP = 8192
+PARTIAL_AFTER = 1.0
+_SAFE_ARG_RE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+\Z")
+
+
+class LineBuffer:
+    """Splits a byte stream into lines, holding back at most one partial line."""
+
+    def __init__(self, cap: int = LINE_CAP) -> None:
+        self.cap = cap
+        self.pending = b""
+        self.pending_since: float | None = None
+
+    def feed(self, data: bytes, now: float) -> list[bytes]:
+        """The complete lines (without newline) that `data` finishes, cap-sized pieces too."""
+        lines = (self.pending + data).split(b"\n")
+        self.pending = lines.pop()
+        while len(self.pending) >= self.cap:
+            lines.append(self.pending[:self.cap])
+            self.pending = self.pending[self.cap:]
+        if not self.pending:
+            self.pending_since = None
+        elif self.pending_since is None or lines:
+            self.pending_since = now
+        return lines
+
+    def flush(self) -> list[bytes]:
+        """The partial line, if any, as a line of its own."""
+        lines = [self.pending] if self.pending else []
+        self.pending = b""
+        self.pending_since = None
+        return lines
+
+    def flush_due(self) -> float | None:
+        """When the partial line must be flushed (monotonic time), None without one."""
+        return None if self.pending_since is None else self.pending_since + PARTIAL_AFTER
+
+
+def prefixed(prefix: bytes, lines: list[bytes]) -> bytes:
+    """`lines` as one block of prefixed, newline-terminated lines (one write, one syscall)."""
+    return b"".join(prefix + line + b"\n" for line in lines)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write `data` to `fd`, waiting when it is full; a closed log reader drops the data."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            select.select([], [fd], [], 1.0)
+        except OSError:
+            return
+
+
+def say(message: str) -> None:
+    """Write one message of init's own to stderr, each of its lines prefixed."""
+    lines = message.rstrip("\n").split("\n")
+    text = "".join(f"{INIT_PREFIX}{line}\n" for line in lines)
+    write_all(2, text.encode("utf-8", "replace"))
+
+
+def quote_argv(argv: tuple[str, ...] | list[str]) -> str:
+    """`argv` as a shell-like string for messages (display only: nothing ever runs a shell)."""
+    return " ".join(arg if _SAFE_ARG_RE.match(arg) else "'" + arg.replace("'", "'\\''") + "'"
+                    for arg in argv)

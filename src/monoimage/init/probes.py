@@ -1,0 +1,101 @@
+"""Readiness probes, built so that the single-threaded main loop never blocks on one.
+
+An attempt either answers at once (a file exists; a connect was refused or accepted) or gives
+back something pending: a non-blocking socket to watch for writability (`SocketAttempt`), or a
+child process whose exit status the loop's reaper hands over (`CommandAttempt`).
+
+Kinds: tcp (connect to host:port), unix (connect to a stream socket), file (path exists),
+command (argv exits 0; run as root, output discarded), none (ready once started).
+"""
+
+import errno
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Mapping
+from typing import Any
+
+from .table import Ready
+
+_IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY)
+
+
+class SocketAttempt:
+    """A connect in progress; ready when the socket turns writable without an error."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def result(self) -> bool:
+        """Whether the connect succeeded (call once the socket is writable); closes it."""
+        error = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        self.cancel()
+        return error == 0
+
+    def cancel(self) -> None:
+        self.sock.close()
+
+
+class CommandAttempt:
+    """A probe command running in its own session; its exit code is the answer."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cancel(self) -> None:
+        """Kill the probe and whatever it started; the loop's reaper collects it."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+Attempt = SocketAttempt | CommandAttempt
+
+
+def start_attempt(ready: Ready, env: Mapping[str, str], cwd: str) -> bool | Attempt:
+    """Start one probe attempt: True/False when the answer is immediate, else the attempt."""
+    if ready.kind == "none":
+        return True
+    if ready.kind == "file":
+        return ready.path is not None and os.path.exists(ready.path)
+    if ready.kind == "command":
+        assert ready.argv is not None
+        try:
+            process = subprocess.Popen(ready.argv, stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                       cwd=cwd, env=dict(env), start_new_session=True)
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return CommandAttempt(process)
+    if ready.kind == "unix":
+        assert ready.path is not None
+        return _connect(socket.AF_UNIX, ready.path)
+    assert ready.port is not None
+    try:
+        infos = socket.getaddrinfo(ready.host, ready.port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    family, _, _, _, address = infos[0]
+    return _connect(family, address)
+
+
+def _connect(family: int, address: str | tuple[Any, ...]) -> bool | SocketAttempt:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        code = sock.connect_ex(address)
+    except OSError:
+        code = errno.ECONNREFUSED
+    if code in _IN_PROGRESS and family != socket.AF_UNIX:  # on AF_UNIX, EAGAIN: backlog full
+        return SocketAttempt(sock)
+    sock.close()
+    return code == 0
