@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_footprint_images import image_builder, package_files
 
-import monoimage.oci as oci
+from monoimage import oci
 from monoimage.errors import UserError
 from monoimage.oci import FileEntry, entry_from_tarinfo, parse_diff_ids, parse_manifest, read_layer
+from test_footprint_images import image_builder, package_files
 
 
 def make_tar(entries: list[tuple[str, bytes | None, bytes]]) -> bytes:

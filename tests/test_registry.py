@@ -9,7 +9,6 @@ from pathlib import Path
 from threading import Thread
 
 import pytest
-from test_footprint_images import image_builder, package_files
 
 from monoimage.oci import load_image
 from monoimage.registry import (
@@ -22,6 +21,7 @@ from monoimage.registry import (
     repo_tags,
     serve_registry,
 )
+from test_footprint_images import image_builder, package_files
 
 
 def get(host: str, path: str, method: str = "GET") -> tuple[int, bytes]:

@@ -188,15 +188,28 @@ class Proxy:
 
     host: str
     _served: list[Served] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _in_flight: int = 0
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def begin(self) -> None:
+        with self._changed:
+            self._in_flight += 1
 
     def record(self, served: Served) -> None:
-        with self._lock:
+        with self._changed:
             self._served.append(served)
+            self._in_flight -= 1
+            self._changed.notify_all()
 
-    def take(self) -> PullMeasure:
-        """Everything served since the last take, and start counting afresh."""
-        with self._lock:
+    def take(self, timeout: float = 30.0) -> PullMeasure:
+        """Everything served since the last take, and start counting afresh.
+
+        A client can read the last byte before the proxy's thread has recorded the request:
+        wait until every request begun has been recorded.
+        """
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._in_flight == 0, timeout):
+                raise RuntimeError(f"{self._in_flight} proxied requests still open")
             taken, self._served[:] = tuple(self._served), []
         return PullMeasure(taken)
 
@@ -213,6 +226,7 @@ class _ProxyServer(ThreadingHTTPServer):
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _ProxyServer
+    written: int = 0
 
     def do_GET(self) -> None:
         self._forward()
@@ -223,11 +237,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         pass  # the proxy records requests itself; stderr stays quiet
 
     def _forward(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
+        self.server.proxy.begin()
         upstream = http.client.HTTPConnection(self.server.upstream, timeout=120)
-        status, written = 502, 0
+        status, self.written = 502, 0
         try:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
             # Header by header: a client sends Accept several times (one per manifest type).
             upstream.putrequest(self.command, self.path, skip_host=True,
                                 skip_accept_encoding=True)
@@ -237,13 +252,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             upstream.endheaders(body)
             response = upstream.getresponse()
             status = response.status
-            written = self._relay(response)
+            self._relay(response)
         finally:
             upstream.close()
-            self.server.proxy.record(Served(self.command, self.path, status, written))
+            self.server.proxy.record(Served(self.command, self.path, status, self.written))
 
-    def _relay(self, response: http.client.HTTPResponse) -> int:
-        """Send the upstream response on; the body bytes written to the client."""
+    def _relay(self, response: http.client.HTTPResponse) -> None:
+        """Send the upstream response on, counting body bytes in `written` as they go."""
         size = response.getheader("Content-Length")
         buffered = None
         if size is None and self.command != "HEAD":
@@ -257,15 +272,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", size)
         self.end_headers()
         if self.command == "HEAD":
-            return 0
+            return
         if buffered is not None:
             self.wfile.write(buffered)
-            return len(buffered)
-        written = 0
+            self.written += len(buffered)
+            return
         while chunk := response.read(_CHUNK):
             self.wfile.write(chunk)
-            written += len(chunk)
-        return written
+            self.written += len(chunk)
 
 
 @contextmanager
