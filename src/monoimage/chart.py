@@ -28,8 +28,12 @@ def nice_step(maximum: float, ticks: int = 4) -> float:
     return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
 
 
-def _label(mb: float) -> str:
-    if mb >= 100 or mb == int(mb):
+def _tick(mb: float) -> str:
+    return f"{mb:,.0f}" if mb == int(mb) else f"{mb:g}"
+
+
+def _value(mb: float) -> str:
+    if mb >= 100 or mb == 0:
         return f"{mb:,.0f}"
     return f"{mb:,.1f}" if mb >= 1 else f"{mb:.2f}"
 
@@ -48,7 +52,7 @@ def _panel(x0: float, title: str, names: Sequence[str], values_mb: Sequence[floa
         out.append(f'<line x1="{left:.1f}" y1="{y:.1f}" x2="{left + plot_w:.1f}" y2="{y:.1f}" '
                    f'stroke="#e2e8f0"/>')
         out.append(f'<text x="{left - 6:.1f}" y="{y + 4:.1f}" text-anchor="end" '
-                   f'font-size="11">{_label(tick)}</text>')
+                   f'font-size="11">{_tick(tick)}</text>')
         tick += step
     out.append(f'<text transform="translate({x0 + 16:.1f},{_TOP + plot_h / 2:.1f}) rotate(-90)" '
                f'text-anchor="middle" font-size="12">MB pulled per site</text>')
@@ -61,9 +65,9 @@ def _panel(x0: float, title: str, names: Sequence[str], values_mb: Sequence[floa
         colour = COLOURS[index % len(COLOURS)]
         out.append(f'<rect x="{x:.1f}" y="{base_y - height:.1f}" width="{bar_w:.1f}" '
                    f'height="{height:.1f}" fill="{colour}"><title>{escape(name)}: '
-                   f'{_label(value)} MB</title></rect>')
+                   f'{_value(value)} MB</title></rect>')
         out.append(f'<text x="{centre:.1f}" y="{base_y - height - 5:.1f}" text-anchor="middle" '
-                   f'font-size="12" font-weight="bold">{_label(value)} MB</text>')
+                   f'font-size="12" font-weight="bold">{_value(value)} MB</text>')
         out.append(f'<text x="{centre:.1f}" y="{base_y + 18:.1f}" text-anchor="middle" '
                    f'font-size="12">{escape(name)}</text>')
     out.append(f'<line x1="{left:.1f}" y1="{base_y:.1f}" x2="{left + plot_w:.1f}" '
