@@ -113,6 +113,10 @@ class Packager(Protocol):
         """What the package database under `root` says is installed, sorted by name."""
         ...
 
+    def remove(self, root: Path, names: tuple[str, ...]) -> None:
+        """Remove build-only packages (the recipe's strip.packages) from an installed root."""
+        ...
+
 
 def packager_for(family: Family) -> Packager:
     """The packager adapter for a packager family."""

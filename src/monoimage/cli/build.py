@@ -1,0 +1,88 @@
+"""`monoimage build RECIPE`: the golden image, with progress, quiet, or a JSON summary."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+import click
+from rich.console import Console
+from rich.status import Status
+
+from ..build import BuildOptions, BuildResult, StageEvent, build, default_cache_dir
+from ..build import source_date_epoch_from_env as _env_epoch
+from ..recipe_parse import load_recipe
+
+INTERRUPTED = 130
+
+
+@click.command("build")
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.option("-t", "--tag", help="Image reference to tag (default: localhost/NAME:TAG).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress; only errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option("--cache-dir", type=click.Path(path_type=Path),
+              help="Package cache kept between builds (default ~/.cache/monoimage).")
+@click.option("--out-dir", type=click.Path(path_type=Path),
+              help="Where manifest.json and sbom.spdx.json go (default ./out/NAME).")
+@click.option("--source-date-epoch", type=int,
+              help="Timestamp of every file and of the image (default $SOURCE_DATE_EPOCH, "
+                   "else 0).")
+@click.option("--format", "image_format", type=click.Choice(["oci", "docker"]), default="oci",
+              show_default=True,
+              help="Image format; docker also keeps a HEALTHCHECK (OCI has none: the health "
+                   "command is the io.monoimage.health-cmd label).")
+@click.option("--no-init-python", is_flag=True,
+              help="Do not add the init's Python (for repositories that have none; the image "
+                   "then cannot run monoimage-init).")
+def build_command(recipe: Path, tag: str | None, quiet: bool, as_json: bool,
+                  cache_dir: Path | None, out_dir: Path | None, source_date_epoch: int | None,
+                  image_format: str, no_init_python: bool) -> None:
+    """Build the golden image of RECIPE with buildah; tag it only if every stage succeeds."""
+    console = Console(stderr=True, quiet=quiet)
+    loaded = load_recipe(recipe)
+    options = BuildOptions(
+        tag=tag, cache_dir=cache_dir or default_cache_dir(), out_dir=out_dir,
+        source_date_epoch=(source_date_epoch if source_date_epoch is not None
+                           else _env_epoch()),
+        with_init_python=not no_init_python, image_format=image_format)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    started = time.monotonic()
+    try:
+        with console.status(f"building {options.tag or loaded.reference}") as status:
+            result = build(loaded, options, _reporter(console, status))
+    except KeyboardInterrupt:
+        click.echo("monoimage: build interrupted: nothing was tagged; the working container "
+                   "and temporary image were removed", err=True)
+        sys.exit(INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if as_json:
+        click.echo(json.dumps(result.as_json(), indent=2))
+    _summary(console, result, time.monotonic() - started)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
+
+
+def _reporter(console: Console, status: Status) -> Callable[[StageEvent], None]:
+    def report(event: StageEvent) -> None:
+        if event.state == "start":
+            status.update(f"[bold]{event.stage}[/] …")
+        else:
+            detail = f"  {event.detail}" if event.detail else ""
+            console.print(f"[green]✓[/] {event.stage:<9} {event.elapsed:6.1f}s{detail}")
+    return report
+
+
+def _summary(console: Console, result: BuildResult, seconds: float) -> None:
+    console.print(f"[bold]{result.reference}[/] {result.image_id[:12]}  "
+                  f"{result.packages} packages, {result.rootfs_bytes / 2**20:.1f} MiB unpacked, "
+                  f"{result.stripped_bytes / 2**20:.1f} MiB stripped, {seconds:.0f}s")
+    console.print(f"manifest {result.manifest_path}  sbom {result.sbom_path}")
