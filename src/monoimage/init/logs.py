@@ -25,9 +25,14 @@ class LineBuffer:
         self.pending_since: float | None = None
 
     def feed(self, data: bytes, now: float) -> list[bytes]:
-        """The complete lines (without newline) that `data` finishes, cap-sized pieces too."""
-        lines = (self.pending + data).split(b"\n")
-        self.pending = lines.pop()
+        """The complete lines (without newline) that `data` finishes; lines longer than the
+        cap come as cap-sized pieces, and so does a partial line that reaches the cap."""
+        pieces = (self.pending + data).split(b"\n")
+        self.pending = pieces.pop()
+        lines = []
+        for piece in pieces:  # a line longer than the cap becomes several, whatever the reads
+            lines.extend(piece[start:start + self.cap]
+                         for start in range(0, max(len(piece), 1), self.cap))
         while len(self.pending) >= self.cap:
             lines.append(self.pending[:self.cap])
             self.pending = self.pending[self.cap:]

@@ -1,0 +1,85 @@
+"""Configure phase: runtime directories, templates from secrets/env/site, one-shot commands,
+and one clear message with exit code 3 when any step fails."""
+
+import os
+import stat
+
+from init_harness import service, svc, table
+
+
+def test_runtime_dirs_templates_and_commands_are_in_place_before_services(start_init,
+                                                                           tmp_path):
+    events = tmp_path / "events"
+    run_dir = tmp_path / "run" / "mosquitto"
+    target = tmp_path / "run" / "config" / "etc" / "edge.conf"
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "password").write_text("from-secret\n")
+    template = ("listener {{ mqtt_port }} 0.0.0.0\nuser {{user}}\npassword {{  password }}\n"
+                "location / { try_files $uri $uri/ =404; }\n{{ $labels.instance }}\n")
+    run = start_init(table(
+        service("mosquitto", svc("mosquitto", events=events),
+                runtime_dirs=[{"path": str(run_dir), "owner": "nobody", "group": "daemon",
+                               "mode": 0o750}],
+                templates=[{"target": str(target), "content": template, "mode": 0o640,
+                            "owner": "nobody", "group": None}],
+                commands=[{"argv": ["id", "-u"], "user": "nobody"},
+                          {"argv": ["cat", str(target)], "user": "root"}]),
+        site={"mqtt_port": "1883", "user": "site-user", "password": "from-site"},
+    ), env={"MONOIMAGE_SITE_USER": "env-user", "MONOIMAGE_SITE_PASSWORD": "from-env"})
+    run.wait_event("mosquitto ready")
+    info = os.stat(run_dir)
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (65534, 1, 0o750)
+    info = os.stat(target)
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (65534, 65534, 0o640)
+    assert target.read_text() == ("listener 1883 0.0.0.0\nuser env-user\npassword from-secret\n"
+                                  "location / { try_files $uri $uri/ =404; }\n"
+                                  "{{ $labels.instance }}\n")
+    assert not [p for p in target.parent.iterdir() if p.name != "edge.conf"], "no temp file"
+    log = run.log()
+    assert "mosquitto | 65534\n" in log  # the command ran as nobody; its output is logged
+    assert log.index("mosquitto | user env-user") < log.index("started mosquitto")
+    assert run.stop() == 0
+
+
+def test_failing_command_stops_the_boot_naming_service_step_and_output(start_init, tmp_path):
+    events = tmp_path / "events"
+    run = start_init(table(
+        service("first", svc("first", events=events)),
+        service("broken", svc("broken", events=events), commands=[
+            {"argv": ["sh", "-c", "echo checking config; echo 'boom: bad key' >&2; exit 3"],
+             "user": "root"}]),
+    ))
+    assert run.wait() == 3
+    log = run.log()
+    assert ("monoimage-init | configure failed: service broken, command sh -c "
+            "'echo checking config; echo '\\''boom: bad key'\\'' >&2; exit 3' (as root): "
+            "exit code 3; output:\n"
+            "monoimage-init | checking config\n"
+            "monoimage-init | boom: bad key\n") in log
+    assert run.events() == [], "no service starts after a configure failure"
+
+
+def test_unknown_template_variable_names_service_target_and_variable(start_init, tmp_path):
+    target = tmp_path / "out" / "app.conf"
+    run = start_init(table(service("app", svc("app"), templates=[
+        {"target": str(target), "content": "port {{ port }}\nhost {{ hostname }}\n"}]),
+        site={"port": "80"}))
+    assert run.wait() == 3
+    assert (f"configure failed: service app, template {target}: no value for "
+            f"{{{{ hostname }}}}: give a site default, the environment variable "
+            f"MONOIMAGE_SITE_HOSTNAME or the secret file {tmp_path}/secrets/hostname"
+            ) in run.log()
+    assert not target.exists()
+
+
+def test_unknown_user_is_a_configure_failure(start_init):
+    run = start_init(table(service("app", svc("app"), user="no-such-user")))
+    assert run.wait() == 3
+    assert "configure failed: service app, user: user 'no-such-user' does not exist" in run.log()
+
+
+def test_invalid_table_exits_2_before_anything_runs(start_init):
+    run = start_init(table(service("app", svc("app"), restart={"policy": "sometimes"})))
+    assert run.wait() == 2
+    assert ("services[0] (app).restart.policy: expected one of always, on-failure, never, "
+            "got 'sometimes'") in run.log()
