@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monoimage.fleet import FleetParams, PullProtocol, rollout, round_trips
-from monoimage.footprint import SitePull
+from monoimage.fleet import FleetParams, PullProtocol, rollout, round_trips, strategy_rollouts
+from monoimage.footprint import SitePull, StrategyFigures
 
 FIRST = SitePull(images=1, checks=0, manifests=1, blobs=3, bytes=100_000_000)
 
@@ -122,3 +122,15 @@ def test_parallel_downloads_never_add_round_trips(pull: SitePull, protocol: Pull
     wider = PullProtocol(**{**protocol.__dict__,
                             "parallel_blobs": protocol.parallel_blobs + more})
     assert round_trips(pull, wider) <= round_trips(pull, protocol)
+
+
+def test_every_strategy_is_rolled_out_first_deploy_and_day2() -> None:
+    def figures(name: str, day2: SitePull | None) -> StrategyFigures:
+        return StrategyFigures(name, 1, 1, FIRST, 0, 0, 0, (), (), day2)
+
+    update = SitePull(images=1, checks=1, manifests=1, blobs=1, bytes=5_000_000)
+    mono, kolla = strategy_rollouts([figures("monoimage", update), figures("kolla-style", None)])
+    assert (mono.name, kolla.name) == ("monoimage", "kolla-style")
+    assert mono.first_deploy == rollout(FIRST)
+    assert mono.day2 == rollout(update)
+    assert kolla.day2 is None

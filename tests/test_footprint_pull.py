@@ -16,7 +16,7 @@ import pytest
 from monoimage.chart import footprint_chart
 from monoimage.footprint import FootprintReport, Strategy, footprint_report
 from monoimage.oci import load_image
-from monoimage.registry import Deployment, MeasuredPull, measure_deployments
+from monoimage.registry import Deployment, MeasuredPull, check_pulls, measure_deployments
 from test_footprint_images import ToyStrategies, build_strategies, image_builder, owner
 
 pytestmark = pytest.mark.build
@@ -97,6 +97,14 @@ def test_monoimage_day2_re_pulls_only_the_changed_package_layer(measured: Measur
     # libshared's layer, the package-database layer, a config and a manifest.
     assert mono.day2.blobs == 3 and mono.day2.manifests == 1
     assert mono.day2.bytes < mono.first_deploy.bytes / 3
+
+
+def test_check_pulls_reports_every_figure_as_agreeing(measured: Measured) -> None:
+    checks = check_pulls(measured.report, list(measured.pulls.values()))
+    assert [(c.name, c.figure) for c in checks] == [
+        (name, figure) for name in ("monoimage", "kolla-style", "shared-base")
+        for figure in ("first-deploy", "day-2")]
+    assert all(c.agrees() and c.relative_error == 0 for c in checks)
 
 
 def test_chart_of_the_measured_report_is_written(measured: Measured, tmp_path: Path) -> None:

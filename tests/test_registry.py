@@ -13,6 +13,7 @@ import pytest
 from monoimage.oci import load_image
 from monoimage.registry import (
     Deployment,
+    PullCheck,
     PullMeasure,
     Served,
     counting_proxy,
@@ -173,3 +174,10 @@ def test_pull_counts_what_the_registry_log_says_and_update_pulls_only_changes(
     assert not root.exists()
     assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
                 if str(root) in line]
+
+
+def test_pull_check_tolerates_one_percent_and_no_more() -> None:
+    assert PullCheck("m", "first-deploy", 1_000_000, 1_010_000).agrees()
+    assert not PullCheck("m", "first-deploy", 1_000_000, 1_010_001).agrees()
+    assert PullCheck("m", "day-2", 0, 0).agrees()
+    assert not PullCheck("m", "day-2", 0, 1).agrees()

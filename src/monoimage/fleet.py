@@ -39,9 +39,10 @@ approaches when one bottleneck dominates. Bytes are exact; times are estimates.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from monoimage.footprint import SitePull
+from monoimage.footprint import SitePull, StrategyFigures
 
 
 @dataclass(frozen=True)
@@ -179,3 +180,20 @@ def rollout(pull: SitePull, fleet: FleetParams = FleetParams(),
     """The pull rolled out to the fleet, without and with regional mirrors."""
     return Rollout(rollout_direct(pull, fleet, protocol),
                    rollout_mirrored(pull, fleet, protocol))
+
+
+@dataclass(frozen=True)
+class StrategyRollout:
+    """A strategy's first deploy and day-2 update, rolled out to the fleet."""
+
+    name: str
+    first_deploy: Rollout
+    day2: Rollout | None
+
+
+def strategy_rollouts(figures: Sequence[StrategyFigures], fleet: FleetParams = FleetParams(),
+                      protocol: PullProtocol = PullProtocol()) -> tuple[StrategyRollout, ...]:
+    """Every strategy of a footprint report rolled out, first deploy and day 2."""
+    return tuple(StrategyRollout(f.name, rollout(f.first_deploy, fleet, protocol),
+                                 rollout(f.day2, fleet, protocol) if f.day2 else None)
+                 for f in figures)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import math
 import os
 import re
 import shutil
@@ -40,6 +41,7 @@ from pathlib import Path
 import yaml
 
 from monoimage.errors import MissingToolError, UserError
+from monoimage.footprint import FootprintReport
 from monoimage.oci import MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST, run_container_tool
 
 REGISTRY_BINARY = "docker-registry"
@@ -435,3 +437,40 @@ def measure_deployments(deployments: Sequence[Deployment]) -> tuple[MeasuredPull
                     day2 = proxy.take()
             measured.append(MeasuredPull(deployment.name, first, day2))
     return tuple(measured)
+
+
+@dataclass(frozen=True)
+class PullCheck:
+    """One computed figure next to the bytes a real registry served for it."""
+
+    name: str
+    figure: str  # "first-deploy" or "day-2"
+    computed: int
+    served: int
+
+    @property
+    def relative_error(self) -> float:
+        if self.computed == 0:
+            return 0.0 if self.served == 0 else math.inf
+        return abs(self.served - self.computed) / self.computed
+
+    def agrees(self, tolerance: float = 0.01) -> bool:
+        """Within `tolerance` (relative; the design asks for 1%)."""
+        return self.relative_error <= tolerance
+
+
+def check_pulls(report: FootprintReport, measured: Sequence[MeasuredPull]
+                ) -> tuple[PullCheck, ...]:
+    """Each strategy's computed first-deploy and day-2 bytes against what was served."""
+    served = {m.name: m for m in measured}
+    checks = []
+    for figures in report.strategies:
+        pull = served.get(figures.name)
+        if pull is None:
+            continue
+        checks.append(PullCheck(figures.name, "first-deploy", figures.first_deploy.bytes,
+                                pull.first_deploy.blob_bytes))
+        if figures.day2 is not None and pull.day2 is not None:
+            checks.append(PullCheck(figures.name, "day-2", figures.day2.bytes,
+                                    pull.day2.blob_bytes))
+    return tuple(checks)
