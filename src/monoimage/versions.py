@@ -63,8 +63,8 @@ _INT_MAX = 2**31 - 1  # dpkg refuses larger epochs; rpm stores them as 32-bit in
 
 _DPKG_VERSION = re.compile(
     r"(?:(?P<epoch>[0-9]+):)?"
-    r"(?P<upstream>[0-9][A-Za-z0-9.+~-]*?)"
-    r"(?:-(?P<revision>[A-Za-z0-9.+~]+))?"
+    # upstream may hold '-' only when a (non-empty) revision follows the last '-'
+    r"(?:[0-9][A-Za-z0-9.+~-]*-[A-Za-z0-9.+~]+|[0-9][A-Za-z0-9.+~]*)"
 )
 _RPM_VERSION = re.compile(
     r"(?:(?P<epoch>[0-9]+):)?"
