@@ -63,6 +63,12 @@ def test_a_path_written_twice_in_one_layer_keeps_the_last_entry() -> None:
     assert (entry.path, entry.size) == ("/etc/motd", 5)
 
 
+def test_a_whiteout_and_a_new_file_of_the_same_path_are_both_kept() -> None:
+    raw = make_tar([("etc/.wh.motd", b"", tarfile.REGTYPE), ("etc/motd", b"new", tarfile.REGTYPE)])
+    assert [(f.path, f.kind) for f in read_layer(io.BytesIO(raw)).files] == [
+        ("/etc/motd", "whiteout"), ("/etc/motd", "file")]
+
+
 def test_whiteouts_name_the_path_they_hide() -> None:
     def entry(name: str) -> FileEntry:
         return entry_from_tarinfo(tarfile.TarInfo(name))

@@ -191,7 +191,8 @@ class _HashingReader:
 def read_layer(tar_stream: ByteStream) -> LayerContents:
     """Walk an uncompressed layer tar: diff_id, size in bytes and every entry (files hashed)."""
     reader = _HashingReader(tar_stream)
-    files: dict[str, FileEntry] = {}
+    files: dict[tuple[bool, str], FileEntry] = {}
+    # Stream mode only calls read(); typeshed wants a full IO[bytes].
     with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
         for info in tar:
             entry = entry_from_tarinfo(info)
@@ -202,9 +203,11 @@ def read_layer(tar_stream: ByteStream) -> LayerContents:
                 while chunk := content.read(_CHUNK):
                     digest.update(chunk)
                 entry = FileEntry(entry.path, entry.size, "file", digest.hexdigest())
-            # A later entry for the same path wins, as it does when the layer is unpacked.
-            files.pop(entry.path, None)
-            files[entry.path] = entry
+            # A later entry for the same path wins, as it does when the layer is unpacked; a
+            # whiteout is kept beside a new entry of the same path (it hides the lower one).
+            key = (entry.kind in ("whiteout", "opaque"), entry.path)
+            files.pop(key, None)
+            files[key] = entry
     reader.drain()  # the tar's end-of-archive padding is part of the diff_id
     return LayerContents("sha256:" + reader.hash.hexdigest(), reader.count,
                          tuple(files.values()))
