@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import tempfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -10,6 +11,8 @@ from threading import Thread
 
 import pytest
 
+from monoimage import registry as registry_module
+from monoimage.errors import UserError
 from monoimage.oci import load_image
 from monoimage.registry import (
     Deployment,
@@ -181,3 +184,12 @@ def test_pull_check_tolerates_one_percent_and_no_more() -> None:
     assert not PullCheck("m", "first-deploy", 1_000_000, 1_010_001).agrees()
     assert PullCheck("m", "day-2", 0, 0).agrees()
     assert not PullCheck("m", "day-2", 0, 1).agrees()
+
+
+def test_a_registry_that_cannot_start_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `false` stands in for a registry binary that exits at once (a bad config, a used port).
+    monkeypatch.setattr(registry_module, "REGISTRY_BINARY", "false")
+    leftovers = set(Path(tempfile.gettempdir()).glob("monoimage-registry-*"))
+    with pytest.raises(UserError, match="docker-registry did not start"), serve_registry():
+        pass
+    assert set(Path(tempfile.gettempdir()).glob("monoimage-registry-*")) == leftovers

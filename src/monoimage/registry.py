@@ -126,31 +126,36 @@ def _answers(host: str) -> bool:
         return False
 
 
+def _started(process: subprocess.Popen[bytes], registry: Registry, timeout: float) -> bool:
+    # Our process must say it listens on that port: something else might answer there.
+    listening = f"listening on {registry.host}"
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        if listening in registry.log.read_text(errors="replace") and _answers(registry.host):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 @contextmanager
 def serve_registry(start_timeout: float = 15.0) -> Iterator[Registry]:
     """Run docker-registry on 127.0.0.1 until the block ends; process and files are removed."""
     if shutil.which(REGISTRY_BINARY) is None:
         raise MissingToolError(REGISTRY_BINARY, "docker-registry")
     root = Path(tempfile.mkdtemp(prefix="monoimage-registry-"))
+    config, log = root / "config.yml", root / "registry.log"
     # The registry reads REGISTRY_* variables as config overrides: only our file counts.
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
     process: subprocess.Popen[bytes] | None = None
     try:
         for _ in range(3):  # the free port can be taken between our probe and its bind
             port = _free_port()
-            config = root / "config.yml"
             config.write_text(yaml.safe_dump(registry_config(root, port)))
-            log = root / "registry.log"
             with log.open("wb") as out:
                 process = subprocess.Popen([REGISTRY_BINARY, "serve", str(config)], env=env,
                                            stdout=out, stderr=subprocess.STDOUT)
             registry = Registry(f"127.0.0.1:{port}", root, log)
-            deadline = time.monotonic() + start_timeout
-            while process.poll() is None and time.monotonic() < deadline:
-                if _answers(registry.host):
-                    break
-                time.sleep(0.05)
-            if process.poll() is None and _answers(registry.host):
+            if _started(process, registry, start_timeout):
                 break
             _stop(process)
             process = None
