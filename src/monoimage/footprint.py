@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from monoimage.oci import Blob, Image, Layer
 
-PackageOwner = Callable[[str], "str | None"]
+PackageOwner = Callable[[str], str | None]
 """Maps an absolute path to the package that owns it, or None when no package does."""
 
 
