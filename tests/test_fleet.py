@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monoimage.fleet import FleetParams, PullProtocol, rollout, round_trips, strategy_rollouts
+from monoimage.fleet import (
+    FleetParams,
+    PullProtocol,
+    requests,
+    rollout,
+    round_trips,
+    strategy_rollouts,
+)
 from monoimage.footprint import SitePull, StrategyFigures
 
 FIRST = SitePull(images=1, checks=0, manifests=1, blobs=3, bytes=100_000_000)
@@ -14,6 +21,7 @@ FIRST = SitePull(images=1, checks=0, manifests=1, blobs=3, bytes=100_000_000)
 
 def test_round_trips_are_counted_request_by_request() -> None:
     # ping + token + manifest, then 3 blobs × (GET + redirect): 9 requests × (1 + TCP + TLS).
+    assert requests(FIRST, PullProtocol()) == 9
     assert round_trips(FIRST, PullProtocol()) == 27
     # An open registry on a kept-alive connection serving blobs itself: 1 + 1 + 3 = 5.
     assert round_trips(FIRST, PullProtocol(connect_rtts=0, auth=0, blob_requests=1)) == 5
