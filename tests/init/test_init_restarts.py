@@ -1,5 +1,7 @@
 """Restart policies: backoff, crash loops, critical and non-critical failures."""
 
+import itertools
+
 from init_harness import service, svc, table
 
 
@@ -19,7 +21,7 @@ def test_crash_loop_backs_off_then_fails_while_the_rest_keeps_running(start_init
                  r"\(max_restarts 3\) \(not critical: the others keep running\)")
     starts = start_times(run, "flaky")
     assert len(starts) == 4
-    gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert [round(gap, 1) >= wanted for gap, wanted in zip(gaps, [0.1, 0.2, 0.3])] == [True] * 3
     log = run.log()
     assert [line.split(" restarts in ")[1] for line in log.splitlines()

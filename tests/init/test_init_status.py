@@ -11,7 +11,7 @@ from init_harness import service, svc, table
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "monoimage.init", *args], capture_output=True,
-                          text=True, timeout=10)
+                          text=True, timeout=10, check=False)
 
 
 def test_health_fails_until_every_service_is_ready_then_passes(start_init, tmp_path):

@@ -104,7 +104,7 @@ class ControlConnection:
 
 
 class ControlServer:
-    """The listening socket; a stale socket file from an earlier boot is replaced."""
+    """The listening socket (mode 0600: root only); a stale one from an earlier boot goes."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -114,13 +114,21 @@ class ControlServer:
         except FileNotFoundError:
             pass
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Bound under a temporary name and renamed once listening: a client that sees the
+        # socket file can connect (no ECONNREFUSED between bind and listen).
+        temp = f"{path}.{os.getpid()}"
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
         old_umask = os.umask(0o177)
         try:
-            self.sock.bind(path)
+            self.sock.bind(temp)
         finally:
             os.umask(old_umask)
         self.sock.listen(16)
         self.sock.setblocking(False)
+        os.rename(temp, path)
 
     def fileno(self) -> int:
         return self.sock.fileno()

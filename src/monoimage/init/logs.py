@@ -29,7 +29,7 @@ class LineBuffer:
         cap come as cap-sized pieces, and so does a partial line that reaches the cap."""
         pieces = (self.pending + data).split(b"\n")
         self.pending = pieces.pop()
-        lines = []
+        lines: list[bytes] = []
         for piece in pieces:  # a line longer than the cap becomes several, whatever the reads
             lines.extend(piece[start:start + self.cap]
                          for start in range(0, max(len(piece), 1), self.cap))

@@ -127,7 +127,8 @@ def parse_table(text: str, origin: str = "<table>") -> Table:
     except (SyntaxError, ValueError) as error:
         line = getattr(error, "lineno", None)
         where = f"{origin}:{line}" if line else origin
-        raise TableError(f"{where}: not a Python literal: {error}") from None
+        detail = re.sub(r"<ast\.(\w+) object at 0x[0-9a-f]+>", r"a \1 expression", str(error))
+        raise TableError(f"{where}: not a Python literal: {detail}") from None
     try:
         return _table(data)
     except TableError as error:
