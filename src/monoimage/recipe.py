@@ -132,6 +132,7 @@ class AptRepository:
     suites: tuple[str, ...]
     components: tuple[str, ...] = ("main",)
     signed_by: str | None = None
+    trusted: bool = False  # a local, unsigned repository (apt's [trusted=yes])
 
 
 @dataclass(frozen=True)

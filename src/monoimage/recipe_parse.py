@@ -337,7 +337,8 @@ def _apt_repo(fields: Fields) -> AptRepository:
     repo = AptRepository(uri=fields.str("uri", required=True),
                          suites=fields.str_list("suites") or (fields.str("suite", required=True),),
                          components=fields.str_list("components") or ("main",),
-                         signed_by=fields.str("signed_by", None))
+                         signed_by=fields.str("signed_by", None),
+                         trusted=fields.bool("trusted", False))
     fields.done()
     return repo
 
