@@ -7,6 +7,8 @@ import sys
 import click
 
 from ..errors import UserError
+from .build import build_command
+from .host import host_command
 from .plan import plan_command
 
 
@@ -27,4 +29,5 @@ def main() -> None:
     """Build one golden all-in-one container image for edge sites, and measure the trade."""
 
 
-main.add_command(plan_command)
+for command in (plan_command, build_command, host_command):
+    main.add_command(command)

@@ -10,21 +10,38 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ..build import default_cache_dir, resolve
 from ..merge import Plan, plan
 from ..versions import VersionRange
 from ..recipe_parse import load_recipe
+from .resolve import print_resolution, resolution_json
 
 
 @click.command("plan")
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan_command(recipe: Path, as_json: bool) -> None:
+@click.option("--resolve", "with_resolution", is_flag=True,
+              help="Also pin exact versions and the full dependency closure from the "
+                   "repositories' metadata (nothing is built).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Where resolution keeps its private package-manager state.")
+def plan_command(recipe: Path, as_json: bool, with_resolution: bool,
+                 cache_dir: Path | None) -> None:
     """Print the merged package set of RECIPE: package, constraint, requested by."""
-    result = plan(load_recipe(recipe))
+    loaded = load_recipe(recipe)
+    result = plan(loaded)
+    resolution = (resolve(loaded, cache_dir=cache_dir or default_cache_dir())
+                  if with_resolution else None)
     if as_json:
-        click.echo(json.dumps(plan_json(result), indent=2))
-    else:
-        print_plan(result, Console())
+        doc = plan_json(result)
+        if resolution is not None:
+            doc["resolution"] = resolution_json(resolution)
+        click.echo(json.dumps(doc, indent=2))
+        return
+    console = Console()
+    print_plan(result, console)
+    if resolution is not None:
+        print_resolution(resolution, console)
 
 
 def plan_json(result: Plan) -> dict[str, Any]:
