@@ -134,8 +134,9 @@ class InitRun:
         return text
 
     def wait_log(self, pattern: str, timeout: float = 5.0) -> re.Match[str]:
-        match: re.Match[str] = wait_until(lambda: re.search(pattern, self.log(), re.MULTILINE), timeout,
-                                          lambda: f"{pattern!r} in the log:\n{self.log()}")
+        match: re.Match[str] = wait_until(
+            lambda: re.search(pattern, self.log(), re.MULTILINE), timeout,
+            lambda: f"{pattern!r} in the log:\n{self.log()}")
         return match
 
     def events(self) -> list[str]:

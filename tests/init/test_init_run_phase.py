@@ -20,11 +20,10 @@ def test_dependent_starts_only_after_the_dependency_probe_passes(start_init, tmp
     path = str(tmp_path / "ready-here")
     ready_as = {"tcp": ["--tcp", str(port)], "unix": ["--unix", path],
                 "file": ["--touch", path], "command": ["--touch", path]}[kind]
+    exists = f"import os, sys; sys.exit(not os.path.exists({path!r}))"
     probe = {"tcp": {"kind": "tcp", "port": port}, "unix": {"kind": "unix", "path": path},
              "file": {"kind": "file", "path": path},
-             "command": {"kind": "command",
-                         "argv": [PY, "-c", f"import os, sys; sys.exit(not os.path.exists({path!r}))"]},
-             }[kind]
+             "command": {"kind": "command", "argv": [PY, "-c", exists]}}[kind]
     probe.update(timeout=5.0, interval=0.05)
     run = start_init(table(
         service("db", svc("db", "--delay", "0.4", *ready_as, events=events), ready=probe),

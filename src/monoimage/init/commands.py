@@ -14,7 +14,6 @@ import argparse
 import os
 import sys
 import time
-import traceback
 
 from . import exitcodes
 from .accounts import AccountError, resolve_account, resolve_group
@@ -91,6 +90,7 @@ def command_run(args: argparse.Namespace) -> int:
     try:
         return supervisor.run()
     except Exception:  # noqa: BLE001 - PID 1 must not leave its services behind on a bug
+        import traceback  # only now: it costs PID 1 half a MiB of RSS for its whole life
         say("internal error, killing every service:\n" + traceback.format_exc())
         supervisor.kill_everything()
         return exitcodes.INTERNAL_ERROR

@@ -19,7 +19,10 @@ Service states: waiting (for dependencies), starting (started, not ready yet), r
 (waiting to restart), stopping, stopped, done (exited successfully, not restarted), failed.
 `-` means none/null; values never hold a TAB or a newline. healthy=yes when every service is
 ready or done. `ready_after_ms` counts from the (re)start of the process to its probe passing;
-`rss_kib` is VmRSS of the main process. Readers must ignore kinds and keys they do not know.
+`rss_kib` is VmRSS of the main process; `uptime_s` counts from the start of the run phase;
+`last_exit` says how the previous process of that service ended (`exit code 1`, `killed by
+SIGKILL`, `not ready within 30 s`, `cannot start`).
+Readers must ignore record kinds and keys they do not know: new ones may be added.
 """
 
 import os

@@ -13,6 +13,7 @@ import select
 INIT_PREFIX = "monoimage-init | "
 LINE_CAP = 8192
 PARTIAL_AFTER = 1.0
+READ_SIZE = 65536
 _SAFE_ARG_RE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+\Z")
 
 
@@ -82,3 +83,35 @@ def quote_argv(argv: tuple[str, ...] | list[str]) -> str:
     """`argv` as a shell-like string for messages (display only: nothing ever runs a shell)."""
     return " ".join(arg if _SAFE_ARG_RE.match(arg) else "'" + arg.replace("'", "'\\''") + "'"
                     for arg in argv)
+
+
+class OutputStream:
+    """One pipe from a service (its stdout or its stderr) to init's own fd 1 or 2."""
+
+    def __init__(self, fd: int, prefix: bytes, target: int) -> None:
+        self.fd = fd
+        self.prefix = prefix
+        self.target = target
+        self.buffer = LineBuffer()
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def pump(self, now: float) -> bool:
+        """Copy what is readable now; False at end of stream (partial line flushed)."""
+        try:
+            data = os.read(self.fd, READ_SIZE)
+        except BlockingIOError:
+            return True
+        except OSError:
+            data = b""
+        if not data:
+            self.emit(self.buffer.flush())
+            return False
+        self.emit(self.buffer.feed(data, now))
+        return True
+
+    def emit(self, lines: list[bytes]) -> None:
+        """Write `lines` prefixed, in one write."""
+        if lines:
+            write_all(self.target, prefixed(self.prefix, lines))

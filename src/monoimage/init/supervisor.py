@@ -15,6 +15,7 @@ of a service's process group when its main process exits is SIGKILLed at once. A
 final SIGKILL to every remaining process of the namespace leaves nothing behind.
 """
 
+import functools
 import os
 import select
 import selectors
@@ -27,7 +28,7 @@ from . import exitcodes, policy
 from .accounts import Account
 from .configure import ConfigureError, describe_exit, render_templates
 from .control import ControlConnection, ControlServer, Record, format_records
-from .logs import LineBuffer, prefixed, quote_argv, say, write_all
+from .logs import OutputStream, quote_argv, say
 from .probes import CommandAttempt, SocketAttempt, start_attempt
 from .render import SiteValues
 from .service import (
@@ -50,38 +51,6 @@ from .table import Table
 
 MAX_SLEEP = 5.0
 FINAL_REAP_TIMEOUT = 5.0
-READ_SIZE = 65536
-
-
-class OutputStream:
-    """One pipe from a service (its stdout or its stderr) to init's own fd 1 or 2."""
-
-    def __init__(self, fd: int, prefix: bytes, target: int) -> None:
-        self.fd = fd
-        self.prefix = prefix
-        self.target = target
-        self.buffer = LineBuffer()
-
-    def fileno(self) -> int:
-        return self.fd
-
-    def pump(self, now: float) -> bool:
-        """Copy what is readable now; False at end of stream (partial line flushed)."""
-        try:
-            data = os.read(self.fd, READ_SIZE)
-        except BlockingIOError:
-            return True
-        except OSError:
-            data = b""
-        if not data:
-            self.emit(self.buffer.flush())
-            return False
-        self.emit(self.buffer.feed(data, now))
-        return True
-
-    def emit(self, lines: list[bytes]) -> None:
-        if lines:
-            write_all(self.target, prefixed(self.prefix, lines))
 
 
 class Supervisor:
@@ -249,14 +218,15 @@ class Supervisor:
         else:
             run.attempt = result
             if isinstance(result, SocketAttempt):
-                self.selector.register(result, selectors.EVENT_WRITE, self._on_probe_socket)
+                self.selector.register(result, selectors.EVENT_WRITE,
+                                       functools.partial(self._on_probe_socket, run))
             else:
                 self.probe_pids[result.pid] = run
 
-    def _on_probe_socket(self, attempt: object) -> None:
-        assert isinstance(attempt, SocketAttempt)
+    def _on_probe_socket(self, run: ServiceRun, attempt: object) -> None:
+        if run.attempt is not attempt or not isinstance(attempt, SocketAttempt):
+            return  # cancelled earlier in this same batch of events
         self.selector.unregister(attempt)
-        run = next(run for run in self.runs if run.attempt is attempt)
         run.attempt = None
         self._probe_answered(run, attempt.result())
 
