@@ -41,7 +41,7 @@ class Fields:
             raise self.doc.error(self.path, f"missing required key '{key}'")
         return self.value[key]
 
-    def str(self, key: str, default: str | None = None, *, required: bool = False) -> Any:
+    def text(self, key: str, default: str | None = None, *, required: bool = False) -> Any:
         value = self.required(key) if required else self.raw(key, None)
         if value is None:
             return default
@@ -49,13 +49,13 @@ class Fields:
             raise self.error(key, f"must be a non-empty string, not {_kind(value)}")
         return value
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         value = self.raw(key, default)
         if not isinstance(value, bool):
             raise self.error(key, f"must be true or false, not {_kind(value)}")
         return value
 
-    def int(self, key: str, default: int, *, minimum: int = 0) -> int:
+    def whole(self, key: str, default: int, *, minimum: int = 0) -> int:
         value = self.raw(key, default)
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(key, f"must be a whole number, not {_kind(value)}")
@@ -71,7 +71,7 @@ class Fields:
             raise self.error(key, f"must be at least {minimum}, not {value}")
         return float(value)
 
-    def list(self, key: str) -> list[Any]:
+    def items(self, key: str) -> list[Any]:
         value = self.raw(key, None)
         if value is None:
             return []
@@ -79,8 +79,8 @@ class Fields:
             raise self.error(key, f"must be a list, not {_kind(value)}")
         return value
 
-    def str_list(self, key: str) -> tuple[str, ...]:
-        items = self.list(key)
+    def texts(self, key: str) -> tuple[str, ...]:
+        items = self.items(key)
         for i, item in enumerate(items):
             if not isinstance(item, str) or not item:
                 raise self.doc.error(self.at(key) + (i,),

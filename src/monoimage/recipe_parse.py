@@ -50,7 +50,7 @@ def load_recipe(path: Path | str) -> Recipe:
     top = Fields(doc, (), doc.data if doc.data is not None else {})
     image = top.mapping("image")
     name = _name(image, "name", required=True)
-    tag = image.str("tag", "latest")
+    tag = image.text("tag", "latest")
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag):
         raise image.error("tag", f"{tag!r} is not a valid image tag")
     image.done()
@@ -62,7 +62,7 @@ def load_recipe(path: Path | str) -> Recipe:
     base.done()
 
     services_dir = path.parent / SERVICES_DIR
-    names = top.str_list("services")
+    names = top.texts("services")
     if not names:
         raise doc.error(("services",), "an image needs at least one service")
     services: list[Service] = []
@@ -106,9 +106,9 @@ def parse_service(doc: LocatedDocument) -> Service:
     packages = _family_packages(top)
     config = top.mapping("config")
     templates = tuple(_template(Fields(doc, config.at("templates") + (i,), item))
-                      for i, item in enumerate(config.list("templates")))
+                      for i, item in enumerate(config.items("templates")))
     commands = tuple(_command(Fields(doc, config.at("commands") + (i,), item))
-                     for i, item in enumerate(config.list("commands")))
+                     for i, item in enumerate(config.items("commands")))
     config.done()
 
     run = top.mapping("run")
@@ -127,7 +127,7 @@ def parse_service(doc: LocatedDocument) -> Service:
     stop.done()
 
     service = Service(
-        name=name, source=doc.file, description=top.str("description", ""),
+        name=name, source=doc.file, description=top.text("description", ""),
         packages=packages, templates=templates, commands=commands,
         argv=argv, user=user, group=group, env=env, workdir=workdir,
         ready=_probe(top.mapping("ready")),
@@ -135,11 +135,11 @@ def parse_service(doc: LocatedDocument) -> Service:
         restart=_restart(top.mapping("restart")),
         stop_signal=stop_signal, stop_timeout=stop_timeout,
         reload_signal=_signal(top, "reload_signal", "SIGHUP"),
-        critical=top.bool("critical", True),
+        critical=top.flag("critical", True),
         volumes=_abs_paths(top, "volumes"),
         runtime_dirs=tuple(_runtime_dir(Fields(doc, top.at("runtime_dirs") + (i,), item))
-                           for i, item in enumerate(top.list("runtime_dirs"))),
-        ports=tuple(_port(top, i, item) for i, item in enumerate(top.list("ports"))),
+                           for i, item in enumerate(top.items("runtime_dirs"))),
+        ports=tuple(_port(top, i, item) for i, item in enumerate(top.items("ports"))),
         capabilities=_capabilities(top),
     )
     top.done()
@@ -162,7 +162,7 @@ def _family_packages(top: Fields) -> FamilyPackages:
 def _package_list(fields: Fields, key: str) -> tuple[PackageRequest, ...]:
     result = []
     names: set[str] = set()
-    for i, text in enumerate(fields.str_list(key)):
+    for i, text in enumerate(fields.texts(key)):
         try:
             name, constraint = parse_constraint(text)
         except ValueError as err:
@@ -184,7 +184,7 @@ def _template(fields: Fields) -> Template:
         if not isinstance(content, str):
             raise fields.error("content", "must be text")
     else:
-        source_name = fields.str("source", required=True)
+        source_name = fields.text("source", required=True)
         source = Path(fields.doc.file).parent / source_name
         try:
             content = source.read_text(encoding="utf-8")
@@ -207,7 +207,7 @@ def _argv(fields: Fields, key: str) -> tuple[str, ...]:
     if isinstance(value, str):
         raise fields.error(key, "is a shell string; give the command as a list of arguments "
                                 "(no shell runs it), e.g. [nginx, -g, 'daemon off;']")
-    argv = fields.str_list(key)
+    argv = fields.texts(key)
     if not argv:
         raise fields.error(key, "must name a command")
     return argv
@@ -243,7 +243,7 @@ def _probe(fields: Fields) -> Probe:
         else:
             tcp = fields.mapping("tcp")
             port = _port_number(tcp, "port", tcp.required("port"))
-            host = tcp.str("host", "127.0.0.1")
+            host = tcp.text("host", "127.0.0.1")
             tcp.done()
         probe = Probe(kind="tcp", port=port, host=host, timeout=timeout, interval=interval)
     elif kind == "command":
@@ -265,14 +265,14 @@ def _restart(fields: Fields) -> RestartPolicy:
         raise backoff.error("max", f"must be at least backoff.initial ({initial})")
     backoff.done()
     restart = RestartPolicy(policy=policy, backoff_initial=initial,  # type: ignore[arg-type]
-                            backoff_max=maximum, max_restarts=fields.int("max_restarts", 5),
+                            backoff_max=maximum, max_restarts=fields.whole("max_restarts", 5),
                             window=fields.number("window", 60.0, minimum=1.0))
     fields.done()
     return restart
 
 
 def _depends_on(top: Fields, name: str) -> tuple[str, ...]:
-    deps = top.str_list("depends_on")
+    deps = top.texts("depends_on")
     for i, dep in enumerate(deps):
         if dep == name:
             raise top.doc.error(top.at("depends_on") + (i,), "a service cannot depend on itself")
@@ -304,7 +304,7 @@ def _port(top: Fields, i: int, item: Any) -> Port:
 
 def _capabilities(top: Fields) -> tuple[str, ...]:
     caps = []
-    for i, cap in enumerate(top.str_list("capabilities")):
+    for i, cap in enumerate(top.texts("capabilities")):
         cap = cap.upper().removeprefix("CAP_")
         if not CAPABILITY_RE.match(cap):
             raise top.doc.error(top.at("capabilities") + (i,), f"{cap!r} is not a capability")
@@ -316,39 +316,39 @@ def _capabilities(top: Fields) -> tuple[str, ...]:
 
 def _distro(fields: Fields) -> Distro:
     name = _name(fields, "name", required=True)
-    release = fields.str("release", required=True)
+    release = fields.text("release", required=True)
     packager = Family(fields.one_of("packager", ("apt", "dnf"), "apt"))
     repos: list[AptRepository | DnfRepository] = []
-    for i, item in enumerate(fields.list("repositories")):
+    for i, item in enumerate(fields.items("repositories")):
         repo_fields = Fields(fields.doc, fields.at("repositories") + (i,), item)
         repos.append(_apt_repo(repo_fields) if packager is Family.APT else _dnf_repo(repo_fields))
     if packager is Family.DNF and not repos:
         raise fields.error("repositories", "a dnf image needs at least one repository")
     distro = Distro(name=name, release=release, packager=packager,
-                    architecture=fields.str("architecture", "amd64"),
+                    architecture=fields.text("architecture", "amd64"),
                     variant=fields.one_of("variant", ("minbase", "essential", "required"),
                                           "minbase"),
-                    recommends=fields.bool("recommends", False), repositories=tuple(repos))
+                    recommends=fields.flag("recommends", False), repositories=tuple(repos))
     fields.done()
     return distro
 
 
 def _apt_repo(fields: Fields) -> AptRepository:
-    repo = AptRepository(uri=fields.str("uri", required=True),
-                         suites=fields.str_list("suites") or (fields.str("suite", required=True),),
-                         components=fields.str_list("components") or ("main",),
-                         signed_by=fields.str("signed_by", None),
-                         trusted=fields.bool("trusted", False))
+    repo = AptRepository(uri=fields.text("uri", required=True),
+                         suites=fields.texts("suites") or (fields.text("suite", required=True),),
+                         components=fields.texts("components") or ("main",),
+                         signed_by=fields.text("signed_by", None),
+                         trusted=fields.flag("trusted", False))
     fields.done()
     return repo
 
 
 def _dnf_repo(fields: Fields) -> DnfRepository:
-    repo_id = fields.str("id", required=True)
+    repo_id = fields.text("id", required=True)
     if not re.fullmatch(r"[A-Za-z0-9_.:-]+", repo_id):
         raise fields.error("id", f"{repo_id!r} is not a valid repository id")
-    repo = DnfRepository(id=repo_id, baseurl=fields.str("baseurl", required=True),
-                         gpgcheck=fields.bool("gpgcheck", False))
+    repo = DnfRepository(id=repo_id, baseurl=fields.text("baseurl", required=True),
+                         gpgcheck=fields.flag("gpgcheck", False))
     fields.done()
     return repo
 
@@ -368,25 +368,25 @@ def _site(fields: Fields) -> tuple[tuple[str, str], ...]:
 def _layering(fields: Fields) -> Layering:
     layering = Layering(policy=fields.one_of("policy", ("single", "packages"),  # type: ignore[arg-type]
                                              "single"),
-                        max_layers=fields.int("max_layers", 60, minimum=2))
+                        max_layers=fields.whole("max_layers", 60, minimum=2))
     fields.done()
     return layering
 
 
 def _strip(fields: Fields) -> Strip:
-    strip = Strip(docs=fields.bool("docs", True), man=fields.bool("man", True),
-                  locales=fields.bool("locales", True), paths=_abs_paths(fields, "paths"),
-                  packages=fields.str_list("packages"))
+    strip = Strip(docs=fields.flag("docs", True), man=fields.flag("man", True),
+                  locales=fields.flag("locales", True), paths=_abs_paths(fields, "paths"),
+                  packages=fields.texts("packages"))
     fields.done()
     return strip
 
 
 def _runtime(fields: Fields) -> Runtime:
-    memory = fields.str("memory", "1g")
+    memory = fields.text("memory", "1g")
     if not re.fullmatch(r"\d+[kmg]?", memory.lower()):
         raise fields.error("memory", f"{memory!r} is not a size such as 512m or 1g")
-    runtime = Runtime(memory=memory.lower(), pids_limit=fields.int("pids_limit", 2048, minimum=16),
-                      read_only=fields.bool("read_only", True))
+    runtime = Runtime(memory=memory.lower(), pids_limit=fields.whole("pids_limit", 2048, minimum=16),
+                      read_only=fields.flag("read_only", True))
     fields.done()
     return runtime
 
@@ -443,7 +443,7 @@ def _check_unique_dests(services: tuple[Service, ...]) -> None:
 # --- scalars -------------------------------------------------------------------------------
 
 def _name(fields: Fields, key: str, *, required: bool = False) -> str:
-    value: str = fields.str(key, None, required=required)
+    value: str = fields.text(key, None, required=required)
     if not NAME_RE.match(value):
         raise fields.error(key, f"{value!r} is not a valid name (lower-case letters, digits, "
                                 "'.', '_', '-')")
@@ -451,7 +451,7 @@ def _name(fields: Fields, key: str, *, required: bool = False) -> str:
 
 
 def _user(fields: Fields, key: str, default: str | None) -> Any:
-    value = fields.str(key, default)
+    value = fields.text(key, default)
     if value is not None and not USER_RE.match(value):
         raise fields.error(key, f"{value!r} is not a valid user or group name")
     return value
@@ -468,14 +468,14 @@ def _mode(fields: Fields, key: str, default: int) -> int:
 
 
 def _abs_path(fields: Fields, key: str, default: str | None, *, required: bool = False) -> Any:
-    value = fields.str(key, default, required=required)
+    value = fields.text(key, default, required=required)
     if value is not None:
         _check_image_path(fields.doc, fields.at(key), value)
     return value
 
 
 def _abs_paths(fields: Fields, key: str) -> tuple[str, ...]:
-    paths = fields.str_list(key)
+    paths = fields.texts(key)
     for i, path in enumerate(paths):
         _check_image_path(fields.doc, fields.at(key) + (i,), path)
     return paths
@@ -495,7 +495,7 @@ def _port_number(fields: Fields, key: str, value: Any) -> int:
 
 
 def _signal(fields: Fields, key: str, default: str) -> str:
-    value = fields.str(key, default).upper()
+    value = fields.text(key, default).upper()
     if not value.startswith("SIG"):
         value = "SIG" + value
     if value not in SIGNALS:
@@ -503,4 +503,4 @@ def _signal(fields: Fields, key: str, default: str) -> str:
     return str(value)
 
 
-__all__ = ["load_recipe", "parse_service", "order_services", "RecipeError"]
+__all__ = ["RecipeError", "load_recipe", "order_services", "parse_service"]

@@ -12,8 +12,8 @@ from rich.table import Table
 
 from ..build import default_cache_dir, resolve
 from ..merge import Plan, plan
-from ..versions import VersionRange
 from ..recipe_parse import load_recipe
+from ..versions import VersionRange
 from .resolve import print_resolution, resolution_json
 
 
