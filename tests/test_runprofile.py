@@ -11,6 +11,7 @@ import subprocess
 import tarfile
 import tomllib
 import uuid
+from dataclasses import replace
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,6 +98,16 @@ def test_stop_timeout_covers_the_slowest_service_plus_a_margin():
     spec = container_spec(edge_recipe())
     assert spec.stop_timeout == 25          # redis: 20 s, + 5
     assert spec.systemd_stop_timeout == 85  # podman generate systemd's +60
+
+
+def test_stop_timeout_follows_the_longest_chain_of_dependents():
+    """The init stops a service only after its dependents exited: timeouts add up a chain."""
+    recipe = edge_recipe()
+    dnsmasq, redis, chrony = recipe.services
+    chained = replace(recipe, services=(
+        dnsmasq, replace(redis, depends_on=("dnsmasq",)),
+        replace(chrony, depends_on=("redis",))))
+    assert container_spec(chained).stop_timeout == 10 + 20 + 5 + 5
 
 
 def test_health_check_is_monoimage_init_health_with_time_for_every_probe():

@@ -199,11 +199,22 @@ def capabilities(recipe: Recipe) -> tuple[str, ...]:
 
 
 def stop_timeout(recipe: Recipe) -> int:
-    """Seconds `podman stop` waits before SIGKILL: the slowest service's stop timeout plus a
-    margin for the init's own bookkeeping (it stops services in reverse dependency order, each
-    bounded by its own timeout, and SIGKILLs what is left)."""
-    slowest = max((s.stop_timeout for s in recipe.services), default=10.0)
-    return math.ceil(slowest) + STOP_MARGIN
+    """Seconds `podman stop` waits before SIGKILL: the init's worst clean stop plus a margin.
+
+    The init signals a service once every service that depends on it has exited, and SIGKILLs
+    it after its own stop timeout; independent services stop together. The worst case is the
+    longest dependency chain of stop timeouts: without dependencies, the slowest service.
+    """
+    dependents: dict[str, list[str]] = {s.name: [] for s in recipe.services}
+    for service in recipe.services:
+        for dependency in service.depends_on:
+            dependents.setdefault(dependency, []).append(service.name)
+    timeouts = {s.name: s.stop_timeout for s in recipe.services}
+    done: dict[str, float] = {}
+    for service in reversed(recipe.services):   # dependency order: dependents come later
+        done[service.name] = timeouts[service.name] + max(
+            (done.get(d, 0.0) for d in dependents[service.name]), default=0.0)
+    return math.ceil(max(done.values(), default=10.0)) + STOP_MARGIN
 
 
 def health_check(recipe: Recipe) -> HealthCheck:

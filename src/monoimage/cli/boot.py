@@ -1,0 +1,119 @@
+"""`monoimage boot IMAGE`: boot the image like a small container-OS host would; probe it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..boot import BootReport, boot
+from ..recipe_parse import load_recipe
+from ..runprofile import PROFILES
+
+INTERRUPTED = 130
+
+
+@click.command("boot")
+@click.argument("image")
+@click.option("--recipe", type=click.Path(path_type=Path),
+              help="Recipe of the image (default: read ports, probes and limits from the "
+                   "image itself).")
+@click.option("--profile", type=click.Choice(PROFILES), default="small-host", show_default=True,
+              help="small-host: read-only root, tmpfs /run and /tmp, memory and pids caps, "
+                   "only the declared capabilities; default: podman's defaults.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
+              help="Seconds to wait for monoimage-init health.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--keep", is_flag=True, help="Leave the container running after the report.")
+def boot_command(image: str, recipe: Path | None, profile: str, timeout: float, as_json: bool,
+                 keep: bool) -> None:
+    """Boot IMAGE, wait until every service is healthy, probe each from the host, stop it.
+
+    Exits 0 only if every service was ready, answered from the host, and the container
+    stopped cleanly within its stop timeout with exit code 0.
+    """
+    console = Console(stderr=True, quiet=as_json)
+    loaded = load_recipe(recipe) if recipe is not None else None
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with console.status(f"booting {image}") as status:
+            report = boot(image, loaded, profile=profile, timeout=timeout,  # type: ignore[arg-type]
+                          keep=keep, recipe_from=f"recipe {recipe}" if recipe else "image",
+                          progress=lambda text: status.update(text))
+    except KeyboardInterrupt:
+        click.echo("monoimage: boot interrupted: the container was removed", err=True)
+        sys.exit(INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if as_json:
+        click.echo(json.dumps(report_json(report), indent=2))
+    else:
+        print_report(report, Console())
+    sys.exit(0 if report.ok else 1)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def report_json(report: BootReport) -> dict[str, object]:
+    data = dataclasses.asdict(report)
+    data["ok"] = report.ok
+    return data
+
+
+def print_report(report: BootReport, console: Console) -> None:
+    table = Table(title=f"{report.image} — profile {report.profile}, facts from "
+                        f"{report.recipe_from}")
+    for column in ("service", "state", "ready after", "RSS", "restarts", "from the host"):
+        table.add_column(column, justify="right" if column in ("ready after", "RSS",
+                                                               "restarts") else "left")
+    probes: dict[str, list[str]] = {}
+    for probe in report.probes:
+        mark = {"ok": "✓", "failed": "✗", "skipped": "–"}[probe.outcome]
+        probes.setdefault(probe.service, []).append(f"{mark} {probe.port} {probe.detail}")
+    for service in report.services:
+        table.add_row(service.name, service.state,
+                      "-" if service.ready_after_ms is None else f"{service.ready_after_ms} ms",
+                      "-" if service.rss_kib is None else f"{service.rss_kib / 1024:.1f} MiB",
+                      str(service.restarts), "\n".join(probes.get(service.name, [])))
+    console.print(table)
+    console.print(summary(report))
+    for note in report.notes:
+        console.print(f"note: {note}", style="dim")
+    if report.problems:
+        console.print("[bold red]not healthy:[/]")
+        for problem in report.problems:
+            console.print(f"  ✗ {problem}")
+        if report.log_tail:
+            console.print("last lines of the container log:", style="dim")
+            console.print(report.log_tail.rstrip(), markup=False, highlight=False)
+    else:
+        console.print("[bold green]healthy[/]: every service ready and answering from the host; "
+                      "stopped cleanly")
+
+
+def summary(report: BootReport) -> str:
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f} ms"
+
+    ready = (f"all services ready {ms(report.time_to_ready_ms)} after start "
+             f"(health check passed at {ms(report.time_to_healthy_ms)})")
+    lines = [f"container {report.container}", ready,
+             "monoimage-init RSS " + ("-" if report.init_rss_kib is None
+                                      else f"{report.init_rss_kib / 1024:.1f} MiB")]
+    if report.kept:
+        lines.append(f"kept running: podman stop -t {report.stop_timeout} {report.container} "
+                     f"&& podman rm {report.container}")
+    elif report.stop_seconds is not None:
+        lines.append(f"podman stop: {report.stop_seconds:.2f} s (stop timeout "
+                     f"{report.stop_timeout} s), exit code {report.exit_code}, "
+                     f"{len(report.zombies)} zombie(s)")
+    return "\n".join(lines)
