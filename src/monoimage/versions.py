@@ -31,6 +31,9 @@ DNF (rpm ordering)
       it, ``> 1.0`` rejects it, and ``>= 1.0-2, <= 1.0`` is not empty. A release-less
       candidate version is matched the same way (as rpm matches ``Provides: foo = 1.0``).
 
+Package names in constraints: the union of Debian's ``[a-z0-9][a-z0-9+.-]+`` and rpm's
+(which adds upper case, ``_`` and one-letter names such as ``R``).
+
 Empty ranges: ``intersect`` reports a range empty when its bounds cross (or meet with an
 exclusive end). Both orderings are dense in practice (``~`` can always squeeze a version in),
 so bounds that do not cross always leave room for some version.
@@ -187,6 +190,8 @@ def _rpm_compare(a: str, b: str) -> int:
 def compare(family: Family, a: str, b: str) -> int:
     """Order two versions as the family's packager does: -1, 0 or 1.
 
+    APT as `dpkg --compare-versions`; DNF as `rpm.vercmp`, where a missing release sorts below
+    any release (constraints read it differently: see `satisfies`).
     Raises ValueError when either is not a valid version of the family.
     """
     family = Family(family)
