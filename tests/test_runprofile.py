@@ -11,8 +11,8 @@ import subprocess
 import tarfile
 import tomllib
 import uuid
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -41,14 +41,15 @@ def edge_recipe(name: str = "edge-lite", site: tuple[tuple[str, str], ...] = (
     """Three services with ports (tcp and udp on one number), state volumes, capabilities and
     different stop timeouts: enough to see every part of a ContainerSpec."""
     services = (
-        Service(name="dnsmasq", source="dnsmasq.yaml",
+        Service(name="dnsmasq", source="dnsmasq.yaml", argv=("dnsmasq", "-k"),
                 ports=(Port(53, "udp"), Port(53, "tcp")),
                 ready=Probe(kind="tcp", port=53, timeout=20),
                 capabilities=("NET_BIND_SERVICE", "NET_RAW")),
-        Service(name="redis", source="redis.yaml", ports=(Port(6379),),
+        Service(name="redis", source="redis.yaml", argv=("redis-server",), ports=(Port(6379),),
                 ready=Probe(kind="tcp", port=6379, timeout=15), stop_timeout=20,
                 volumes=("/var/lib/redis",), user="redis"),
-        Service(name="chrony", source="chrony.yaml", ports=(Port(123, "udp"),),
+        Service(name="chrony", source="chrony.yaml", argv=("chronyd", "-d"),
+                ports=(Port(123, "udp"),),
                 ready=Probe(kind="unix", path="/run/chrony/chronyd.sock", timeout=10),
                 stop_timeout=5, volumes=("/var/lib/chrony",),
                 capabilities=("CAP_NET_BIND_SERVICE",)),

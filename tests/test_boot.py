@@ -1,0 +1,244 @@
+"""`monoimage boot` without booting: probes against real sockets on this host, the recipe's facts
+read back from an image's table and labels, and the errors a user can cause."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+import tarfile
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+import pytest
+from click.testing import CliRunner
+
+from monoimage.boot import (
+    LABEL_MEMORY,
+    LABEL_PIDS_LIMIT,
+    LABEL_READ_ONLY,
+    LABEL_SERVICE_PORTS,
+    BootReport,
+    build_dns_query,
+    build_ntp_request,
+    dns_query,
+    ntp_query,
+    parse_dns_answer,
+    parse_ntp_answer,
+    probe_kind,
+    probe_port,
+    published_ports,
+    recipe_from_image,
+    runtime_from_labels,
+)
+from monoimage.build import BuildOptions, image_config
+from monoimage.cli import main
+from monoimage.cli.boot import boot_command
+from monoimage.recipe import Port
+from monoimage.runprofile import container_spec
+from monoimage.servicetable import service_table_text
+from test_runprofile import edge_recipe, podman_env
+
+if "boot" not in main.commands:  # until the lead registers it in cli/__init__.py
+    main.add_command(boot_command)
+
+
+# --- probes against real sockets --------------------------------------------------------------
+
+def udp_server(answer: Callable[[bytes], bytes]) -> Iterator[int]:
+    """A one-shot UDP server on a free loopback port that replies answer(request)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+
+    def serve() -> None:
+        try:
+            request, peer = sock.recvfrom(4096)
+            sock.sendto(answer(request), peer)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield sock.getsockname()[1]
+    sock.close()
+    thread.join(5)
+
+
+@pytest.fixture
+def dns_server() -> Iterator[int]:
+    def answer(request: bytes) -> bytes:   # NXDOMAIN, QR set, same id, same question
+        query_id = struct.unpack("!H", request[:2])[0]
+        return struct.pack("!HHHHHH", query_id, 0x8183, 1, 0, 0, 0) + request[12:]
+    yield from udp_server(answer)
+
+
+@pytest.fixture
+def ntp_server() -> Iterator[int]:
+    yield from udp_server(lambda request: bytes([0b00_100_100, 3]) + bytes(46))
+
+
+def test_dns_query_is_a_standard_a_query():
+    query = build_dns_query(0x1234, "edge.test")
+    assert query[:12] == struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+    assert query[12:] == b"\x04edge\x04test\x00\x00\x01\x00\x01"
+
+
+def test_dns_answer_must_be_ours():
+    answer = struct.pack("!HHHHHH", 7, 0x8180, 1, 2, 0, 0)
+    assert parse_dns_answer(answer, 7) == "dns NOERROR, 2 answer(s)"
+    with pytest.raises(OSError, match="not an answer"):
+        parse_dns_answer(answer, 8)
+    with pytest.raises(OSError, match="short"):
+        parse_dns_answer(b"\x00\x07", 7)
+
+
+def test_dns_probe_talks_to_a_real_udp_server(dns_server):
+    assert dns_query(dns_server) == "dns NXDOMAIN, 0 answer(s)"
+
+
+def test_ntp_request_is_a_v4_client_packet():
+    request = build_ntp_request()
+    assert len(request) == 48 and request[0] == 0x23
+
+
+def test_ntp_answer_must_come_from_a_server():
+    assert parse_ntp_answer(bytes([0b11_100_100, 0]) + bytes(46)) == "ntp stratum 0 unsynchronised"
+    with pytest.raises(OSError):
+        parse_ntp_answer(bytes([0x23]) + bytes(47))
+
+
+def test_ntp_probe_talks_to_a_real_udp_server(ntp_server):
+    assert ntp_query(ntp_server) == "ntp stratum 3"
+
+
+def test_tcp_probe_connects_or_fails():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        ok = probe_port("web", Port(80), port)
+    assert (ok.outcome, ok.detail) == ("ok", "tcp connect")
+    refused = probe_port("web", Port(80), port)      # closed now
+    assert refused.outcome == "failed" and "refused" in refused.detail.lower()
+
+
+def test_a_port_that_is_not_published_fails():
+    assert probe_port("web", Port(80), None).detail == "not published"
+
+
+def test_probe_kinds():
+    assert [probe_kind(p) for p in (Port(80), Port(53, "udp"), Port(123, "udp"),
+                                    Port(25826, "udp"))] == ["tcp", "dns", "ntp", "none"]
+    skipped = probe_port("collectd", Port(25826, "udp"), 40000)
+    assert skipped.outcome == "skipped"
+
+
+def test_published_ports_from_inspect():
+    inspect = {"NetworkSettings": {"Ports": {
+        "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "40001"}], "80/tcp": None}}}
+    assert published_ports(inspect) == {"53/udp": 40001}
+
+
+# --- the recipe's facts, read back from the image ---------------------------------------------
+
+def image_inspect_of(recipe, extra_labels: dict[str, str] | None = None) -> dict:
+    """What `podman image inspect` shows for the build's image config of `recipe`."""
+    config = image_config(recipe, BuildOptions(), "sha256:" + "0" * 64)
+    labels = dict(config.labels) | (extra_labels or {})
+    return {"Config": {"ExposedPorts": {p: {} for p in config.ports},
+                       "Volumes": {v: {} for v in config.volumes}, "Labels": labels}}
+
+
+def full_labels(recipe) -> dict[str, str]:
+    return {
+        LABEL_SERVICE_PORTS: ";".join(f"{s.name}={','.join(map(str, s.ports))}"
+                                      for s in recipe.services if s.ports),
+        LABEL_MEMORY: recipe.runtime.memory, LABEL_PIDS_LIMIT: str(recipe.runtime.pids_limit),
+        LABEL_READ_ONLY: "true"}
+
+
+def test_the_image_gives_boot_the_same_spec_as_the_recipe():
+    """One source of truth: what the build writes into the image is enough to run it as the
+    recipe says (given the labels the run profile asks for)."""
+    recipe = edge_recipe()
+    from_image, notes = recipe_from_image("localhost/edge-lite:latest",
+                                          image_inspect_of(recipe, full_labels(recipe)),
+                                          service_table_text(recipe))
+    assert notes == []
+    assert container_spec(from_image) == container_spec(recipe)
+    assert [(s.name, s.ports) for s in from_image.services] == [
+        (s.name, s.ports) for s in recipe.services]
+
+
+def test_without_run_labels_boot_guesses_and_says_so():
+    recipe = edge_recipe()
+    from_image, notes = recipe_from_image("localhost/edge-lite:latest", image_inspect_of(recipe),
+                                          service_table_text(recipe))
+    assert from_image.ports == recipe.ports             # every exposed port is published
+    assert from_image.capabilities == recipe.capabilities
+    assert from_image.volumes == recipe.volumes
+    assert dict(s for s in [(x.name, x.ports) for x in from_image.services])["redis"] == (
+        Port(6379),)
+    assert any(LABEL_SERVICE_PORTS in n for n in notes)
+    assert any(LABEL_MEMORY in n for n in notes)
+
+
+def test_runtime_labels():
+    runtime = runtime_from_labels({LABEL_MEMORY: "256m", LABEL_PIDS_LIMIT: "64",
+                                   LABEL_READ_ONLY: "false"})
+    assert (runtime.memory, runtime.pids_limit, runtime.read_only) == ("256m", 64, False)
+
+
+def test_report_is_ok_only_without_problems():
+    report = BootReport(image="i", container="c", profile="small-host", recipe_from="image",
+                        healthy=True, time_to_ready_ms=1.0, time_to_healthy_ms=2.0,
+                        services=(), probes=(), init_rss_kib=1, zombies=(), stop_timeout=10,
+                        stop_seconds=1.0, exit_code=0)
+    assert report.ok
+    assert not replace(report, problems=("exit code 1",)).ok
+
+
+# --- errors a user can cause ------------------------------------------------------------------
+
+def run(*args: str):
+    return CliRunner().invoke(main, ["boot", *args])
+
+
+def test_an_image_that_is_not_here_exits_2():
+    result = run("localhost/monoimage-test-absent:0")
+    assert result.exit_code == 2
+    assert "localhost/monoimage-test-absent:0: not in local storage" in result.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--profile", "huge"], "'huge' is not one of"),
+    (["--timeout", "0"], "0"),
+])
+def test_bad_options_exit_2(args, message):
+    result = run("localhost/edge-lite:latest", *args)
+    assert result.exit_code == 2 and message in result.output
+
+
+@pytest.fixture(scope="module")
+def foreign_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An image that is not a monoimage image (no service table)."""
+    root = tmp_path_factory.mktemp("foreign")
+    (root / "hello").write_text("hello\n")
+    with tarfile.open(root / "rootfs.tar", "w") as tar:
+        tar.add(root / "hello", arcname="hello")
+    ref = f"localhost/monoimage-test-foreign:{uuid.uuid4().hex[:8]}"
+    subprocess.run(["podman", "import", "--quiet", str(root / "rootfs.tar"), ref], check=True,
+                   env=podman_env(), capture_output=True)
+    yield ref
+    subprocess.run(["podman", "rmi", "--force", ref], check=False, env=podman_env(),
+                   capture_output=True)
+
+
+def test_an_image_without_a_service_table_exits_2_and_runs_nothing(foreign_image):
+    result = run(foreign_image)
+    assert result.exit_code == 2
+    assert "no monoimage service table" in result.output and "--recipe" in result.output
+    listed = subprocess.run(["podman", "ps", "--all", "--format", "{{.Image}}"], check=True,
+                            env=podman_env(), capture_output=True, text=True).stdout
+    assert foreign_image not in listed
