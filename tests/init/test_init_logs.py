@@ -25,3 +25,4 @@ def test_prefixed_block_and_quoted_argv():
     assert prefixed(b"web | ", [b"a", b""]) == b"web | a\nweb | \n"
     assert quote_argv(["nginx", "-g", "daemon off;"]) == "nginx -g 'daemon off;'"
     assert quote_argv(["echo", "it's"]) == "echo 'it'\\''s'"
+    assert quote_argv(["python3", "-c", "a\nb"]) == "python3 -c 'a\\nb'"

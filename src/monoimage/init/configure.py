@@ -11,7 +11,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping
 
-from .accounts import Account, AccountError, resolve_account, resolve_group
+from .accounts import Account, AccountError, resolve_account
 from .files import ensure_directory, write_atomic
 from .logs import prefixed, quote_argv, write_all
 from .render import MissingValue, SiteValues, render
@@ -85,10 +85,9 @@ def render_templates(service: Service, values: SiteValues) -> None:
         except (OSError, UnicodeDecodeError) as error:
             raise ConfigureError(service.name, step, f"cannot read a secret: {error}") from None
         try:
-            uid = resolve_account(template.owner).uid
-            gid = (resolve_group(template.group) if template.group is not None
-                   else resolve_account(template.owner).gid)
-            write_atomic(template.target, content.encode("utf-8"), template.mode, uid, gid)
+            owner = resolve_account(template.owner, template.group)
+            write_atomic(template.target, content.encode("utf-8"), template.mode, owner.uid,
+                         owner.gid)
         except (AccountError, OSError) as error:
             raise ConfigureError(service.name, step, str(error)) from None
 

@@ -80,8 +80,10 @@ def say(message: str) -> None:
 
 
 def quote_argv(argv: tuple[str, ...] | list[str]) -> str:
-    """`argv` as a shell-like string for messages (display only: nothing ever runs a shell)."""
-    return " ".join(arg if _SAFE_ARG_RE.match(arg) else "'" + arg.replace("'", "'\\''") + "'"
+    """`argv` as a shell-like string for messages (display only: nothing ever runs a shell);
+    newlines show as `\\n` so that one message stays one log line."""
+    return " ".join(arg if _SAFE_ARG_RE.match(arg)
+                    else "'" + arg.replace("'", "'\\''").replace("\n", "\\n") + "'"
                     for arg in argv)
 
 
