@@ -30,8 +30,11 @@ ALWAYS = (
     StripRule("package caches", ("var/cache/apt/*.bin", "var/cache/apt/archives/*.deb",
                                  "var/cache/dnf/*", "var/cache/debconf/*-old",
                                  "var/lib/dpkg/*-old"), files_only=True),
-    StripRule("package lists", ("var/lib/apt/lists/*",), keep=("var/lib/apt/lists/partial",),
-              files_only=True),
+    StripRule("package lists", ("var/lib/apt/lists/*",), files_only=True),
+    # apt's download folders: their owner depends on whether the package cache was warm
+    # (_apt when apt made them, root when synced in), which would change the image digest.
+    StripRule("apt working folders", ("var/cache/apt/archives/partial",
+                                      "var/cache/apt/archives/lock")),
     StripRule("build logs", ("var/log/apt/*", "var/log/dpkg.log", "var/log/alternatives.log",
                              "var/log/bootstrap.log", "var/log/dnf*", "var/log/hawkey.log"),
               files_only=True),

@@ -1,0 +1,84 @@
+"""Helpers for the tests that build real images: tiny recipes, buildah state, image access."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from monoimage import buildah
+from monoimage.build import CONTAINER_PREFIX, TEMP_PREFIX
+from recipe_files import write_recipe
+
+TINY_IMAGE = """\
+image:
+  name: monoimage-test-tiny
+  tag: t
+distro:
+  name: debian
+  release: bookworm
+  packager: apt
+{repositories}
+services:
+  - hello
+site:
+  hostname: edge
+"""
+
+HELLO = """\
+name: hello
+packages:
+  - {package}
+ports:
+  - 8081/tcp
+config:
+  templates:
+    - dest: /etc/hello/index.html
+      content: "hello from {{{{ hostname }}}}\\n"
+run:
+  argv: [busybox, httpd, -f, -p, "8081", -h, /etc/hello]
+ready:
+  tcp: 8081
+volumes:
+  - /var/lib/hello
+"""
+
+
+def write_tiny_recipe(root: Path, package: str = "busybox", repositories: str = "") -> Path:
+    """minbase + busybox httpd serving one template: the smallest real golden image."""
+    return write_recipe(root, {"hello": HELLO.format(package=package)},
+                        image=TINY_IMAGE.format(repositories=repositories))
+
+
+def unique_tag(name: str) -> str:
+    return f"localhost/monoimage-test-{name}:{secrets.token_hex(4)}"
+
+
+def build_state() -> tuple[frozenset[str], frozenset[str]]:
+    """Working containers of builds, and images that are temporary or have no name at all."""
+    containers = frozenset(c.get("containername", "") for c in buildah.containers()
+                           if c.get("containername", "").startswith(CONTAINER_PREFIX))
+    images = frozenset(
+        image["id"] for image in buildah.images()
+        if not image.get("names") or any(n.startswith(TEMP_PREFIX) for n in image["names"]))
+    return containers, images
+
+
+def remove_images(*refs: str) -> None:
+    for ref in refs:
+        try:
+            buildah.remove_image(ref)
+        except buildah.BuildahError:
+            pass
+
+
+@contextmanager
+def opened(image: str) -> Iterator[tuple[str, Path]]:
+    """A working container over `image` and its mounted root; removed afterwards."""
+    container = buildah.buildah("from", "--name", f"monoimage-test-{secrets.token_hex(4)}",
+                                "--pull-never", image).strip()
+    try:
+        yield container, buildah.mount(container)
+    finally:
+        buildah.remove_container(container)
