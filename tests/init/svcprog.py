@@ -97,7 +97,7 @@ def main() -> None:
     event("ready")
     if args.exit is not None:
         time.sleep(args.after)
-        event(f"exit {args.exit}")
+        event(f"exit {args.exit} {time.monotonic():.3f}")
         sys.exit(args.exit)
     while True:
         time.sleep(3600)

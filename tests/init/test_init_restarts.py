@@ -1,12 +1,14 @@
 """Restart policies: backoff, crash loops, critical and non-critical failures."""
 
-import itertools
-
 from init_harness import service, svc, table
 
 
 def start_times(run, name):
     return [float(e.split()[3]) for e in run.events() if e.startswith(f"{name} start")]
+
+
+def exit_times(run, name):
+    return [float(e.split()[3]) for e in run.events() if e.startswith(f"{name} exit")]
 
 
 def test_crash_loop_backs_off_then_fails_while_the_rest_keeps_running(start_init, tmp_path):
@@ -19,10 +21,10 @@ def test_crash_loop_backs_off_then_fails_while_the_rest_keeps_running(start_init
     ))
     run.wait_log("service flaky failed: exit code 1; exited 4 times within 30 s "
                  r"\(max_restarts 3\) \(not critical: the others keep running\)")
-    starts = start_times(run, "flaky")
-    assert len(starts) == 4
-    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
-    assert [round(gap, 1) >= wanted for gap, wanted in zip(gaps, [0.1, 0.2, 0.3])] == [True] * 3
+    starts, exits = start_times(run, "flaky"), exit_times(run, "flaky")
+    assert len(starts) == len(exits) == 4
+    waits = [start - exit for exit, start in zip(exits, starts[1:])]
+    assert [wait >= backoff for wait, backoff in zip(waits, [0.1, 0.2, 0.3])] == [True] * 3
     log = run.log()
     assert [line.split(" restarts in ")[1] for line in log.splitlines()
             if "flaky restarts in" in line] == [
