@@ -227,3 +227,9 @@ def test_podman_creates_the_container_the_spec_describes(scratch_image):
     mounts = {m["Destination"]: m["Name"] for m in inspect["Mounts"]}
     assert mounts == {"/var/lib/chrony": f"{name}-var-lib-chrony",
                       "/var/lib/redis": f"{name}-var-lib-redis"}
+
+
+def test_health_command_is_the_one_the_build_records():
+    """The build carries the health command as a label (OCI has no HEALTHCHECK)."""
+    from monoimage.build import HEALTH_CMD as BUILD_HEALTH_CMD
+    assert " ".join(BUILD_HEALTH_CMD) == HEALTH_CMD
