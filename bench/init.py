@@ -1,0 +1,93 @@
+"""The golden image under podman, the way `monoimage boot --profile small-host` runs it:
+
+- time from `podman run` until every service is ready (the init's own ready times, on the
+  host's clock), and until podman's health check first passes;
+- monoimage-init's own RSS (VmRSS of the container's PID 1) once everything runs;
+- time from SIGTERM to exit: `podman stop` as a host runs it, and `podman kill -s TERM`
+  followed by waiting for the container to end (less podman bookkeeping).
+
+Prints figures; asserts nothing. Usage:
+    python bench/init.py [IMAGE] [--recipe RECIPE] [--runs N]      (default localhost/edge-lite:latest)
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from monoimage import podman
+from monoimage.boot import boot, read_table, recipe_from_image, wait_healthy
+from monoimage.recipe_parse import load_recipe
+from monoimage.runprofile import container_spec, podman_run_args
+
+
+def sigterm_to_exit(image: str, recipe_path: str | None) -> float:
+    """Seconds from `podman kill -s TERM` to the container's end, once it is healthy."""
+    if recipe_path:
+        recipe = load_recipe(recipe_path)
+    else:
+        recipe, _ = recipe_from_image(image, podman.image_inspect(image), read_table(image))
+    spec = container_spec(recipe, image=image, name=f"monoimage-bench-{secrets.token_hex(3)}",
+                          ephemeral=True, host_ip="127.0.0.1", random_host_ports=True)
+    try:
+        podman.run_detached(podman_run_args(spec))
+        healthy, _, _ = wait_healthy(spec.name, time.monotonic() + 120)
+        if not healthy:
+            raise SystemExit(f"{image} did not become healthy: {podman.logs(spec.name)}")
+        began = time.monotonic()
+        podman.podman("kill", "--signal", "TERM", spec.name)
+        while (podman.container_inspect(spec.name) or {}).get("State", {}).get("Running"):
+            time.sleep(0.005)
+        return time.monotonic() - began
+    finally:
+        podman.remove(spec.name)
+
+
+def line(label: str, values: list[float], unit: str) -> str:
+    if not values:
+        return f"{label:<38} -"
+    return (f"{label:<38} median {statistics.median(values):8.1f} {unit}   "
+            f"min {min(values):8.1f}   max {max(values):8.1f}   (n={len(values)})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("image", nargs="?", default="localhost/edge-lite:latest")
+    parser.add_argument("--recipe")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    recipe = load_recipe(args.recipe) if args.recipe else None
+
+    ready, healthy, rss, stop, term = [], [], [], [], []
+    services: dict[str, list[float]] = {}
+    for run in range(args.runs):
+        report = boot(args.image, recipe, name=f"monoimage-bench-{secrets.token_hex(3)}")
+        if not report.ok:
+            raise SystemExit(f"run {run + 1}: not healthy: {'; '.join(report.problems)}")
+        ready.append(report.time_to_ready_ms or 0.0)
+        healthy.append(report.time_to_healthy_ms or 0.0)
+        rss.append((report.init_rss_kib or 0) / 1024)
+        stop.append((report.stop_seconds or 0.0) * 1000)
+        for service in report.services:
+            services.setdefault(service.name, []).append((service.rss_kib or 0) / 1024)
+        term.append(sigterm_to_exit(args.image, args.recipe) * 1000)
+
+    print(f"{args.image}, profile small-host, {args.runs} runs, "
+          f"{len(services)} services ({', '.join(services)})")
+    print(line("podman run → every service ready", ready, "ms"))
+    print(line("podman run → health check passes", healthy, "ms"))
+    print(line("monoimage-init RSS", rss, "MiB"))
+    print(line("podman stop (SIGTERM → exit, podman's)", stop, "ms"))
+    print(line("kill -s TERM → container ended", term, "ms"))
+    total = sum(statistics.median(v) for v in services.values())
+    print(f"{'services RSS, sum of medians':<38} {total:8.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
