@@ -62,6 +62,15 @@ def test_running_again_replaces_its_own_files(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_an_earlier_runs_other_artefacts_are_replaced_too(tmp_path):
+    out = tmp_path / "out"
+    assert run(str(EDGE_LITE), "--format", "all", "-o", str(out), "--registry", "r.example",
+               "--mirror", "m.example").exit_code == 0
+    result = run(str(EDGE_LITE), "--format", "quadlet", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["edge-lite.container", "edge-lite.env"]
+
+
 def test_unknown_format_exits_2_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
     result = run(str(EDGE_LITE), "--format", "docker-compose", "-o", str(out))

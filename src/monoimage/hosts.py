@@ -406,6 +406,12 @@ class Artefact:
     mode: int
 
 
+def artefact_names(spec: ContainerSpec) -> frozenset[str]:
+    """Every file name `render_artefacts` can write for `spec`, whatever the formats."""
+    return frozenset({quadlet_name(spec), plain_unit_name(spec), f"{spec.name}.env",
+                      mirror_conf_name(spec), f"{spec.name}.ign", f"{spec.name}.bu"})
+
+
 def render_artefacts(spec: ContainerSpec, recipe: Recipe, formats: tuple[str, ...],
                      podman: PodmanVersion = QUADLET_FIRST,
                      mirror: str | None = None) -> tuple[Artefact, ...]:

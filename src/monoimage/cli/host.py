@@ -10,7 +10,14 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from ..hosts import FORMATS, Artefact, host_spec, parse_podman_version, render_artefacts
+from ..hosts import (
+    FORMATS,
+    Artefact,
+    artefact_names,
+    host_spec,
+    parse_podman_version,
+    render_artefacts,
+)
 from ..recipe_parse import load_recipe
 
 
@@ -43,18 +50,20 @@ def host_command(recipe: Path, image: str | None, format_: str, output: Path,
     spec = host_spec(loaded, image=image, registry=registry, secrets=secrets)
     formats = FORMATS if format_ == "all" else (format_,)
     artefacts = render_artefacts(spec, loaded, formats, podman, mirror)
-    write_directory(output, artefacts)
+    write_directory(output, artefacts, artefact_names(spec))
     for artefact in artefacts:
         click.echo(str(output / artefact.filename))
 
 
-def write_directory(output: Path, artefacts: tuple[Artefact, ...]) -> None:
+def write_directory(output: Path, artefacts: tuple[Artefact, ...],
+                    replaceable: frozenset[str] = frozenset()) -> None:
     """Write every artefact into `output` at once: all files appear, or none do.
 
     The files are written into a temporary directory beside `output`, which then takes its
-    place. An `output` that holds anything else is refused, so nothing of the user's is lost.
+    place. An `output` holding anything but artefacts (`replaceable`: an earlier run's, of any
+    format) is refused, so nothing of the user's is lost.
     """
-    names = {a.filename for a in artefacts}
+    names = {a.filename for a in artefacts} | replaceable
     if output.exists() or output.is_symlink():
         if not output.is_dir() or output.is_symlink():
             raise UserError(f"{output}: exists and is not a directory")
