@@ -249,9 +249,10 @@ def render_systemd_unit(spec: ContainerSpec, recipe: Recipe) -> str:
 def render_site_env(spec: ContainerSpec, recipe: Recipe) -> str:
     """The site values file (podman --env-file format): the image's defaults, to edit per site.
     It may hold secrets: it is installed mode 0600, never baked into an image."""
-    lines = [f"# Site values for {spec.name} ({spec.image}), read by monoimage-init at",
-             f"# every start as {SITE_ENV_PREFIX}<NAME>; a file /run/secrets/<name> (a podman",
-             "# secret) wins over these. The values below are the image's defaults.", ""]
+    about = (f"Site values for {spec.name} ({spec.image}), read by monoimage-init at every "
+             f"start as {SITE_ENV_PREFIX}<NAME>; a file /run/secrets/<name> (a podman secret) "
+             f"wins over these. The values below are the image's defaults: edit them per site.")
+    lines = [*(f"# {line}" for line in _wrap(about, 90)), ""]
     for name, value in recipe.site:
         if "\n" in value:
             raise UserError(f"site value {name!r} spans lines: an env file cannot hold it; "
