@@ -1,0 +1,395 @@
+"""The layered comparators, built for real with buildah the way Kolla builds its images.
+
+`plan_layered` (layered.py) cuts the golden image's pinned closure into a base and one child per
+service; this module builds that plan:
+
+- the base image comes from the packager, like the golden image: the base subset of the same
+  Resolution installed in one transaction into an empty root, stripped by the same rules, with
+  monoimage-init's program in it (as Kolla's base carries kolla_start);
+- each child is `FROM` the base: a working container over the base image in which the
+  service's own pins are installed *on top of it*. apt: `apt-get install name=version…` runs
+  inside the container (`buildah run`), with the private APT root's lists and sources and the
+  shared .deb cache bind-mounted in, and `--no-download` (every .deb is fetched on the host
+  first), so a child build neither updates lists nor touches the network. dnf: the host's
+  `dnf --installroot=<the container's mount>` installs the exact NEVRs. Then the same strip
+  rules, and the child's entrypoint: monoimage-init over a service table holding only its own
+  service;
+- every image is committed with the golden image's reproducible flags (fixed `--timestamp`,
+  `--omit-history`, `--identity-label=false`) but without `--squash`: a child is the base's
+  layer plus one layer of its own, and an unchanged layer keeps its digest on a rebuild.
+
+Atomic like the golden build: every image is committed under a temporary name and tagged only
+when the whole strategy is built; working containers and temporary images go on any failure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import buildah
+from .build import (
+    CONTAINER_PREFIX,
+    ENTRYPOINT,
+    HEALTH_CMD,
+    INIT_LAUNCHER,
+    INIT_PACKAGE,
+    INIT_SOURCE,
+    LAUNCHER_TEXT,
+    PATH,
+    TEMP_PREFIX,
+    Progress,
+    StageEvent,
+    default_cache_dir,
+)
+from .errors import UserError
+from .layered import LayeredPlan, Strategy, plan_layered
+from .packagers.apt import AptRoot, prepare_root
+from .packagers.base import (
+    InstalledPackage,
+    Resolution,
+    ResolvedPackage,
+    packager_for,
+    tail,
+)
+from .recipe import Recipe, Service
+from .servicetable import TABLE_PATH, service_table_text, template_target
+from .strip import StripRule, apply_strip, strip_rules
+from .versions import Family
+
+BASE_PART = "base"
+# Where a child's apt sees the host-side APT state while it installs (removed before commit).
+APT_MOUNTS = "/run/monoimage-apt"
+# What mmdebstrap removes after it installed the golden image and the bases (its cleanup/run
+# and cleanup/reproducible steps); apt-get in a child leaves the same files behind.
+APT_INSTALLER_CLEANUP = (
+    StripRule("installer leftovers", (
+        "var/log/dpkg.log", "var/log/apt/history.log", "var/log/apt/term.log",
+        "var/log/alternatives.log", "var/log/apt/eipp.log.xz", "var/cache/ldconfig/aux-cache",
+        "var/lib/dbus/machine-id")),
+    StripRule("run leftovers", ("run/*",), keep=("run/lock",)),
+)
+
+
+@dataclass(frozen=True)
+class LayeredOptions:
+    """How to build the comparators; the defaults match `BuildOptions`."""
+
+    tag: str  # the tag of every image: localhost/<recipe>-<strategy>-<part>:<tag>
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    source_date_epoch: int = 0
+
+
+@dataclass(frozen=True)
+class LayeredImages:
+    """The images one layered strategy ships: the base, then one child per service."""
+
+    strategy: Strategy
+    base: str
+    children: tuple[tuple[str, str], ...]  # (service, reference), in the recipe's order
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        return (self.base, *(ref for _, ref in self.children))
+
+
+def image_reference(recipe: Recipe, strategy: Strategy, part: str, tag: str) -> str:
+    """`localhost/<recipe>-<strategy>-<part>:<tag>`; `part` is "base" or a service name."""
+    return f"localhost/{recipe.name}-{strategy}-{part}:{tag}"
+
+
+def build_layered(recipe: Recipe, resolution: Resolution, strategy: Strategy,
+                  options: LayeredOptions, progress: Progress | None = None) -> LayeredImages:
+    """Build the base and every child of `strategy` from `resolution`; tag them on success."""
+    plan = plan_layered(resolution, [s.name for s in recipe.services], strategy)
+    report = progress or (lambda event: None)
+    with _workspace() as work:
+        with _stage(report, f"{strategy} base"):
+            base_tmp = _build_base(recipe, resolution, plan, options, work)
+        children = []
+        for child in plan.children:
+            with _stage(report, f"{strategy} {child.service}"):
+                ref = _build_child(recipe, resolution, plan, recipe.service(child.service),
+                                   child.packages, base_tmp, options, work)
+            children.append((child.service, ref))
+        final = LayeredImages(
+            strategy, image_reference(recipe, strategy, BASE_PART, options.tag),
+            tuple((name, image_reference(recipe, strategy, name, options.tag))
+                  for name, _ in children))
+        for temporary, reference in zip((base_tmp, *(ref for _, ref in children)),
+                                        final.references, strict=True):
+            buildah.tag(temporary, reference)
+    return final
+
+
+# ---------------------------------------------------------------- one image
+
+
+def _build_base(recipe: Recipe, resolution: Resolution, plan: LayeredPlan,
+                options: LayeredOptions, work: _Workspace) -> str:
+    packager = packager_for(recipe.distro.packager)
+    container = work.container("scratch")
+    root = buildah.mount(container)
+    subset = dataclasses.replace(resolution, packages=plan.base)
+    if subset.packages:
+        packager.install(recipe, subset, root, cache_dir=options.cache_dir,
+                         source_date_epoch=options.source_date_epoch)
+    _finish_root(recipe, root, subset.packages, packager.list_installed(root)
+                 if subset.packages else ())
+    _add_init_program(root)
+    buildah.umount(container)
+    buildah.configure(container, _image_config(recipe, plan.strategy, None, options))
+    return work.commit(container, options.source_date_epoch)
+
+
+def _build_child(recipe: Recipe, resolution: Resolution, plan: LayeredPlan, service: Service,
+                 packages: tuple[ResolvedPackage, ...], base: str, options: LayeredOptions,
+                 work: _Workspace) -> str:
+    packager = packager_for(recipe.distro.packager)
+    container = work.container(base)
+    root = buildah.mount(container)
+    if packages:
+        if recipe.distro.packager is Family.APT:
+            _apt_install_in_container(recipe, container, root, packages, options)
+        else:
+            subset = dataclasses.replace(resolution, packages=packages)
+            packager.install(recipe, subset, root, cache_dir=options.cache_dir,
+                             source_date_epoch=options.source_date_epoch)
+    wanted = tuple(sorted((*plan.base, *packages), key=lambda p: p.name))
+    _finish_root(recipe, root, wanted, packager.list_installed(root) if wanted else ())
+    _add_service_table(root, _single_service_recipe(recipe, plan.strategy, service))
+    buildah.umount(container)
+    buildah.configure(container, _image_config(recipe, plan.strategy, service, options))
+    return work.commit(container, options.source_date_epoch)
+
+
+def _finish_root(recipe: Recipe, root: Path, wanted: Sequence[ResolvedPackage],
+                 installed: Sequence[InstalledPackage]) -> None:
+    """Check the root holds exactly `wanted`, then strip it by the golden image's rules."""
+    want = {(p.name, p.version) for p in wanted}
+    have = {(p.name, p.version) for p in installed}
+    if want != have:
+        extra = ", ".join(f"{n}={v}" for n, v in sorted(have - want)) or "none"
+        lacking = ", ".join(f"{n}={v}" for n, v in sorted(want - have)) or "none"
+        raise UserError(f"a layered image holds other packages than its plan (did the "
+                        f"repositories change during the build?): extra {extra}; "
+                        f"missing {lacking}")
+    build_only = tuple(name for name in recipe.strip.packages if name in {n for n, _ in have})
+    if build_only:
+        packager_for(recipe.distro.packager).remove(root, build_only)
+    apply_strip(root, strip_rules(recipe))
+
+
+# ---------------------------------------------------------------- apt inside a child
+
+
+def _apt_install_in_container(recipe: Recipe, container: str, root: Path,
+                              packages: Sequence[ResolvedPackage],
+                              options: LayeredOptions) -> None:
+    """`apt-get install name=version…` inside the container, offline, from host-side state."""
+    apt_root = prepare_root(recipe, options.cache_dir)
+    archives = options.cache_dir / "apt" / "archives"
+    _fetch_debs(apt_root, archives, packages)
+    mounts = {"lists": (apt_root.path / "var/lib/apt/lists", "ro"),
+              "sources": (apt_root.path / "etc/apt/sources.list.d", "ro"),
+              "archives": (archives, "rw")}
+    argv = ["apt-get", "-q", "-y", "--no-download",
+            "-o", f"Dir::State::Lists={APT_MOUNTS}/lists",
+            "-o", "Dir::Etc::SourceList=/dev/null",
+            "-o", f"Dir::Etc::SourceParts={APT_MOUNTS}/sources",
+            "-o", f"Dir::Cache::Archives={APT_MOUNTS}/archives",
+            "-o", f"APT::Install-Recommends={'true' if recipe.distro.recommends else 'false'}",
+            "-o", "Acquire::Languages=none", "-o", "Debug::NoLocking=true",
+            "install", *(f"{p.name}={p.version}" for p in packages)]
+    env = {"DEBIAN_FRONTEND": "noninteractive", "DEBCONF_NONINTERACTIVE_SEEN": "true",
+           "LC_ALL": "C.UTF-8", "SOURCE_DATE_EPOCH": str(options.source_date_epoch)}
+    args = ["run", "--isolation", "chroot", "--no-hosts"]
+    for name, (host_path, mode) in mounts.items():
+        args += ["--volume", f"{host_path}:{APT_MOUNTS}/{name}:{mode}"]
+    for key, value in env.items():
+        args += ["--env", f"{key}={value}"]
+    try:
+        buildah.buildah(*args, container, "--", *argv)
+    finally:
+        _remove_mount_points(root)
+    apply_strip(root, APT_INSTALLER_CLEANUP)
+    machine_id = root / "etc/machine-id"
+    if machine_id.is_file() and not machine_id.is_symlink() and machine_id.stat().st_size:
+        machine_id.write_text("")  # as mmdebstrap leaves it: empty, filled at boot
+
+
+def _fetch_debs(apt_root: AptRoot, archives: Path, packages: Sequence[ResolvedPackage]
+                ) -> None:
+    """Download into the shared cache, on the host, every pinned .deb it does not hold yet."""
+    (archives / "partial").mkdir(parents=True, exist_ok=True)
+    missing = [p for p in packages if not (archives / deb_file_name(p)).is_file()]
+    if missing:
+        # apt-get download writes into its working directory.
+        done = subprocess.run(
+            ["apt-get", "-q", "download", *(f"{p.name}={p.version}" for p in missing)],
+            env={**os.environ, **apt_root.env}, cwd=archives, capture_output=True, text=True,
+            check=False)
+        if done.returncode != 0:
+            raise UserError(f"apt-get download failed (exit {done.returncode}):\n"
+                            + tail(done.stderr or done.stdout, 15))
+
+
+def deb_file_name(package: ResolvedPackage) -> str:
+    """The file name apt gives a downloaded .deb (an epoch's ':' written as '%3a')."""
+    return f"{package.name}_{package.version.replace(':', '%3a')}_{package.arch}.deb"
+
+
+def _remove_mount_points(root: Path) -> None:
+    """buildah leaves the bind mounts' (empty) mount points in the container: remove them."""
+    top = root / APT_MOUNTS.lstrip("/")
+    if top.is_dir():
+        for sub in top.iterdir():
+            if sub.is_dir() and not any(sub.iterdir()):
+                sub.rmdir()
+        if not any(top.iterdir()):
+            top.rmdir()
+
+
+# ---------------------------------------------------------------- the init
+
+
+def _add_init_program(root: Path) -> None:
+    """monoimage-init's package and launcher, without a service table (the base's part)."""
+    package = root / INIT_PACKAGE.lstrip("/")
+    package.mkdir(parents=True, exist_ok=True)
+    for source in sorted(INIT_SOURCE.glob("*.py")):
+        _write(root, f"{INIT_PACKAGE}/{source.name}", source.read_text(), 0o644)
+    _write(root, INIT_LAUNCHER, LAUNCHER_TEXT, 0o755)
+
+
+def _add_service_table(root: Path, recipe: Recipe) -> None:
+    """The service table and template links of a child (its one service)."""
+    _write(root, TABLE_PATH, service_table_text(recipe), 0o644)
+    for service in recipe.services:
+        for template in service.templates:
+            link = root / template.dest.lstrip("/")
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink() or link.is_file():
+                link.unlink()
+            elif link.exists():
+                raise UserError(f"{service.source}: template dest {template.dest} is a "
+                                f"directory in the image")
+            link.symlink_to(template_target(template.dest))
+
+
+def _single_service_recipe(recipe: Recipe, strategy: Strategy, service: Service) -> Recipe:
+    """The recipe as one child sees it: its own service; ordering across images is the host's."""
+    alone = dataclasses.replace(service, depends_on=())
+    return dataclasses.replace(recipe, name=f"{recipe.name}-{strategy}-{service.name}",
+                               services=(alone,))
+
+
+def _image_config(recipe: Recipe, strategy: Strategy, service: Service | None,
+                  options: LayeredOptions) -> buildah.ImageConfig:
+    part = service.name if service else BASE_PART
+    created = datetime.fromtimestamp(options.source_date_epoch, UTC)
+    labels = {
+        "org.opencontainers.image.title": f"{recipe.name}-{strategy}-{part}",
+        "org.opencontainers.image.version": options.tag,
+        "org.opencontainers.image.created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "org.opencontainers.image.source": recipe.source,
+        "org.opencontainers.image.description":
+            f"monoimage {strategy} comparator: "
+            + (f"service {service.name}" if service else "base image"),
+        "io.monoimage.recipe-digest": recipe.digest,
+        "io.monoimage.packager": recipe.distro.packager.value,
+        "io.monoimage.strategy": strategy,
+        "io.monoimage.services": service.name if service else "",
+        "io.monoimage.health-cmd": " ".join(HEALTH_CMD),
+    }
+    pairs = tuple(sorted(labels.items()))
+    return buildah.ImageConfig(
+        entrypoint=ENTRYPOINT, env=(("PATH", PATH),), workingdir="/",
+        ports=tuple(str(p) for p in service.ports) if service else (),
+        volumes=service.volumes if service else (), labels=pairs, annotations=pairs,
+        stop_signal=service.stop_signal if service else "SIGTERM",
+        created_by=f"monoimage footprint ({strategy})")
+
+
+def _write(root: Path, path: str, text: str, mode: int) -> None:
+    target = root / path.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    target.chmod(mode)
+
+
+# ---------------------------------------------------------------- buildah, atomically
+
+
+class _Workspace:
+    """Working containers and temporary images of one strategy's build, removed at the end."""
+
+    def __init__(self) -> None:
+        self.token = secrets.token_hex(6)
+        self.containers: list[str] = []
+        self.images: list[str] = []
+
+    def container(self, image: str) -> str:
+        name = f"{CONTAINER_PREFIX}{self.token}-{len(self.containers)}"
+        self.containers.append(name)
+        if image == "scratch":
+            return buildah.from_scratch(name)
+        return buildah.buildah("from", "--name", name, "--pull-never", image).strip()
+
+    def commit(self, container: str, timestamp: int) -> str:
+        """Commit the container's new layer on top of its image (no squash); a temporary name."""
+        image = f"{TEMP_PREFIX}{self.token}-{len(self.images)}"
+        self.images.append(image)
+        buildah.buildah("commit", "--quiet", "--format", "oci", "--timestamp", str(timestamp),
+                        "--omit-history", "--identity-label=false", "--rm=false",
+                        container, image)
+        return image
+
+    def clean(self) -> None:
+        for action, targets in ((buildah.remove_container, self.containers),
+                                (buildah.remove_image, reversed(self.images))):
+            for target in targets:
+                try:
+                    action(target)
+                except buildah.BuildahError:
+                    pass  # never made, or already gone
+
+
+@contextmanager
+def _workspace() -> Iterator[_Workspace]:
+    work = _Workspace()
+    try:
+        yield work
+    finally:
+        _uninterrupted(work.clean)
+
+
+def _uninterrupted(action: Callable[[], None]) -> None:
+    """Run `action` with Ctrl-C ignored: a second Ctrl-C must not stop the cleanup."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        action()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def _stage(report: Progress, stage: str) -> Iterator[None]:
+    start = time.monotonic()
+    report(StageEvent(stage, "start"))
+    yield
+    report(StageEvent(stage, "done", "", round(time.monotonic() - start, 3)))
+
