@@ -55,13 +55,15 @@ def unique_tag(name: str) -> str:
     return f"localhost/monoimage-test-{name}:{secrets.token_hex(4)}"
 
 
-def build_state() -> tuple[frozenset[str], frozenset[str]]:
-    """Working containers of builds, and images that are temporary or have no name at all."""
-    containers = frozenset(c.get("containername", "") for c in buildah.containers()
-                           if c.get("containername", "").startswith(CONTAINER_PREFIX))
-    images = frozenset(
-        image["id"] for image in buildah.images()
-        if not image.get("names") or any(n.startswith(TEMP_PREFIX) for n in image["names"]))
+def leftovers(build_id: str) -> tuple[list[str], list[str]]:
+    """The working containers and temporary images that the build `build_id` left behind.
+
+    Other builds may run on this host at the same time: only this build's names count.
+    """
+    containers = [c.get("containername", "") for c in buildah.containers()
+                  if c.get("containername", "") == f"{CONTAINER_PREFIX}{build_id}"]
+    images = [name for image in buildah.images() for name in image.get("names") or ()
+              if name.startswith(f"{TEMP_PREFIX}{build_id}")]
     return containers, images
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -19,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from buildsupport import build_state, opened, remove_images, unique_tag, write_tiny_recipe
+from buildsupport import leftovers, opened, remove_images, unique_tag, write_tiny_recipe
 from monoimage import buildah
 from monoimage.build import (
+    CONTAINER_PREFIX,
     ENTRYPOINT,
     BuildOptions,
     BuildResult,
@@ -78,62 +80,59 @@ def test_same_inputs_give_the_same_image_digest(tiny, tmp_path):
         remove_images(tag)
 
 
-def _assert_failed_cleanly(result: BuildResult, before: tuple[frozenset[str], ...]) -> None:
-    assert buildah.image_id(result.reference) == result.image_id  # previous image untouched
-    containers, images = build_state()
-    assert containers <= before[0], f"working containers left: {containers - before[0]}"
-    assert images <= before[1], f"temporary/unnamed images left: {images - before[1]}"
+def _assert_failed_cleanly(previous: BuildResult, build_id: str) -> None:
+    assert buildah.image_id(previous.reference) == previous.image_id  # previous image untouched
+    containers, images = leftovers(build_id)
+    assert not containers, f"working containers left: {containers}"
+    assert not images, f"temporary images left: {images}"
 
 
 def test_unknown_package_fails_before_building_and_keeps_the_tag(tiny, tmp_path):
     _, previous = tiny
-    before = build_state()
     recipe = load_recipe(write_tiny_recipe(tmp_path, package="no-such-package-monoimage"))
+    options = _options(previous.reference, tmp_path / "out")
     with pytest.raises(UserError, match="unknown package 'no-such-package-monoimage'"):
-        build(recipe, _options(previous.reference, tmp_path / "out"))
-    _assert_failed_cleanly(previous, before)
+        build(recipe, options)
+    _assert_failed_cleanly(previous, options.build_id)
 
 
 def test_broken_repository_fails_clearly_and_keeps_the_tag(tiny, tmp_path):
     _, previous = tiny
-    before = build_state()
     broken = ("  repositories:\n    - uri: file:///nonexistent/monoimage-repo\n"
               "      suites: [bookworm]\n")
     recipe = load_recipe(write_tiny_recipe(tmp_path, repositories=broken))
+    options = _options(previous.reference, tmp_path / "out")
     with pytest.raises(UserError, match="cannot read the package lists"):
-        build(recipe, _options(previous.reference, tmp_path / "out"))
-    _assert_failed_cleanly(previous, before)
+        build(recipe, options)
+    _assert_failed_cleanly(previous, options.build_id)
 
 
 def test_failure_after_install_removes_the_working_container(tiny, tmp_path):
     recipe_path, previous = tiny
-    before = build_state()
     # The parser refuses such a path; built by hand, it fails in the strip stage, after the
     # root filesystem was installed into a working container.
     recipe = dataclasses.replace(load_recipe(recipe_path), strip=Strip(paths=("/../escape",)))
+    options = _options(previous.reference, tmp_path / "out")
     with pytest.raises(UserError, match="strip.paths"):
-        build(recipe, _options(previous.reference, tmp_path / "out"))
-    _assert_failed_cleanly(previous, before)
-
-
-def _chroot_mounts() -> int:
-    return sum(1 for line in Path("/proc/mounts").read_text().splitlines()
-               if "/overlay/" in line.split()[1] and line.split()[1].endswith("/proc"))
+        build(recipe, options)
+    _assert_failed_cleanly(previous, options.build_id)
 
 
 def test_ctrl_c_during_install_cleans_up_and_keeps_the_tag(tiny, tmp_path):
     recipe_path, previous = tiny
-    before, mounts = build_state(), _chroot_mounts()
+    build_id = secrets.token_hex(6)
     proc = subprocess.Popen(
         [sys.executable, "-c", "from monoimage.cli.build import build_command; build_command()",
-         str(recipe_path), "-t", previous.reference, "-q", "--out-dir", str(tmp_path)],
+         str(recipe_path), "-t", previous.reference, "-q", "--out-dir", str(tmp_path),
+         "--build-id", build_id],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (build_state()[0] - before[0]):
+        while time.monotonic() < deadline and not leftovers(build_id)[0]:
             time.sleep(0.2)
-        assert build_state()[0] - before[0], "the build never created its working container"
+        assert leftovers(build_id)[0], "the build never created its working container"
         time.sleep(4)  # well inside mmdebstrap's install
+        root = _mount_point(f"{CONTAINER_PREFIX}{build_id}")
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=120)
     finally:
@@ -141,8 +140,17 @@ def test_ctrl_c_during_install_cleans_up_and_keeps_the_tag(tiny, tmp_path):
             proc.kill()
     assert proc.returncode == 130
     assert "build interrupted" in err and "Traceback" not in err
-    _assert_failed_cleanly(previous, before)
-    assert _chroot_mounts() <= mounts
+    _assert_failed_cleanly(previous, build_id)
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    assert not [m for m in mounts if m.startswith(root)], "mmdebstrap left mounts behind"
+
+
+def _mount_point(container: str) -> str:
+    for line in buildah.buildah("mount").splitlines():
+        name, _, path = line.partition(" ")
+        if name == container:
+            return path.strip()
+    raise AssertionError(f"{container} is not mounted")
 
 
 # ------------------------------------------------------------------ edge-lite

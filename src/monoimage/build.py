@@ -52,6 +52,7 @@ class BuildOptions:
     source_date_epoch: int = 0
     with_init_python: bool = True  # False: the image has no interpreter for monoimage-init
     image_format: str = "oci"  # "docker" also keeps HEALTHCHECK
+    build_id: str = field(default_factory=lambda: secrets.token_hex(6))  # names temporaries
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
              f"{_mib(resolution.download_size)} download, "
              f"{_mib(resolution.installed_size)} installed")
 
-    token = secrets.token_hex(6)
+    token = options.build_id
     temporary = f"{TEMP_PREFIX}{token}"
     committed = False
     container = buildah.from_scratch(f"{CONTAINER_PREFIX}{token}")

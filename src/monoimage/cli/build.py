@@ -40,9 +40,10 @@ INTERRUPTED = 130
 @click.option("--no-init-python", is_flag=True,
               help="Do not add the init's Python (for repositories that have none; the image "
                    "then cannot run monoimage-init).")
+@click.option("--build-id", hidden=True, help="Names the temporary container and image.")
 def build_command(recipe: Path, tag: str | None, quiet: bool, as_json: bool,
                   cache_dir: Path | None, out_dir: Path | None, source_date_epoch: int | None,
-                  image_format: str, no_init_python: bool) -> None:
+                  image_format: str, no_init_python: bool, build_id: str | None) -> None:
     """Build the golden image of RECIPE with buildah; tag it only if every stage succeeds."""
     console = Console(stderr=True, quiet=quiet)
     loaded = load_recipe(recipe)
@@ -50,7 +51,8 @@ def build_command(recipe: Path, tag: str | None, quiet: bool, as_json: bool,
         tag=tag, cache_dir=cache_dir or default_cache_dir(), out_dir=out_dir,
         source_date_epoch=(source_date_epoch if source_date_epoch is not None
                            else _env_epoch()),
-        with_init_python=not no_init_python, image_format=image_format)
+        with_init_python=not no_init_python, image_format=image_format,
+        **({"build_id": build_id} if build_id else {}))
     previous = signal.signal(signal.SIGTERM, _terminate)
     started = time.monotonic()
     try:
