@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 from debian.deb822 import Deb822
-from rpmrepo import EDGE_FIXTURE, RpmSpec, make_rpm_repo
 
 from monoimage.build import default_cache_dir, resolve
 from monoimage.errors import UserError
 from monoimage.packagers.apt import _closure, _relations
 from monoimage.packagers.base import Resolution, ResolvedPackage
-from monoimage.recipe import (Distro, DnfRepository, FamilyPackages, PackageRequest, Recipe,
-                              Service)
+from monoimage.recipe import Distro, DnfRepository, FamilyPackages, PackageRequest, Recipe, Service
 from monoimage.versions import Family, parse_constraint
+from rpmrepo import EDGE_FIXTURE, RpmSpec, make_rpm_repo
 
 
 def _request(text: str) -> PackageRequest:
