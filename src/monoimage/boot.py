@@ -162,8 +162,8 @@ def _observe(spec: ContainerSpec, recipe: Recipe, started: float, began: float,
                                 f"{spec.stop_timeout} s stop timeout")
         state = (podman.container_inspect(spec.name) or {}).get("State", {})
         exit_code = state.get("ExitCode", ended)
-        if exit_code != 0:
-            problems.append(f"exit code {exit_code}")
+        if exit_code != 0 and ended is None:
+            problems.append(f"exit code {exit_code} after podman stop")
     return BootReport(
         image=spec.image, container=spec.name, profile=spec.profile, recipe_from=recipe_from,
         healthy=healthy, time_to_ready_ms=time_to_ready, time_to_healthy_ms=time_to_healthy,

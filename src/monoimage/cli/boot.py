@@ -84,7 +84,8 @@ def print_report(report: BootReport, console: Console) -> None:
                       "-" if service.ready_after_ms is None else f"{service.ready_after_ms} ms",
                       "-" if service.rss_kib is None else f"{service.rss_kib / 1024:.1f} MiB",
                       str(service.restarts), "\n".join(probes.get(service.name, [])))
-    console.print(table)
+    if report.services:
+        console.print(table)
     console.print(summary(report))
     for note in report.notes:
         console.print(f"note: {note}", style="dim")
@@ -104,11 +105,12 @@ def summary(report: BootReport) -> str:
     def ms(value: float | None) -> str:
         return "-" if value is None else f"{value:.0f} ms"
 
-    ready = (f"all services ready {ms(report.time_to_ready_ms)} after start "
-             f"(health check passed at {ms(report.time_to_healthy_ms)})")
-    lines = [f"container {report.container}", ready,
-             "monoimage-init RSS " + ("-" if report.init_rss_kib is None
-                                      else f"{report.init_rss_kib / 1024:.1f} MiB")]
+    lines = [f"container {report.container} ({report.image}, profile {report.profile})"]
+    if report.healthy:
+        lines.append(f"all services ready {ms(report.time_to_ready_ms)} after start "
+                     f"(health check passed at {ms(report.time_to_healthy_ms)})")
+    if report.init_rss_kib is not None:
+        lines.append(f"monoimage-init RSS {report.init_rss_kib / 1024:.1f} MiB")
     if report.kept:
         lines.append(f"kept running: podman stop -t {report.stop_timeout} {report.container} "
                      f"&& podman rm {report.container}")
