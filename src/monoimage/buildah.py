@@ -83,9 +83,10 @@ class ImageConfig:
 def configure(container: str, config: ImageConfig) -> None:
     """Apply `config` to a working container in one `buildah config` call."""
     args = ["config", "--entrypoint", json.dumps(list(config.entrypoint)),
-            "--cmd", json.dumps(list(config.cmd)) if config.cmd else "",
             "--workingdir", config.workingdir, "--stop-signal", config.stop_signal,
             "--created-by", config.created_by]
+    if config.cmd:
+        args += ["--cmd", json.dumps(list(config.cmd))]
     for key, value in config.env:
         args += ["--env", f"{key}={value}"]
     for port in config.ports:

@@ -8,9 +8,12 @@ except its sources (the default when the recipe names no repositories) and trust
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import re
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,12 +70,15 @@ class AptPackager:
     family = Family.APT
 
     def resolve(self, recipe: Recipe, packages: PackageSet, *, cache_dir: Path) -> Resolution:
-        root = prepare_root(recipe, cache_dir)
-        seed = _seed_minimal_set(root, recipe)
-        specs = [_spec(root, recipe, entry) for entry in packages.entries]
-        added = _simulate(root, specs, packages)
-        versions = {**seed, **added}
-        stanzas = _show(root, versions)
+        # One private root per set of sources, shared by every build using this cache: a lock
+        # keeps two resolutions from rewriting its status file under each other.
+        with _locked(cache_dir / "apt" / "resolve.lock"):
+            root = prepare_root(recipe, cache_dir)
+            seed = _seed_minimal_set(root, recipe)
+            specs = [_spec(root, recipe, entry) for entry in packages.entries]
+            added = _simulate(root, specs, packages)
+            versions = {**seed, **added}
+            stanzas = _show(root, versions)
         requested = {e.name: e.requested_by for e in packages.entries}
         return Resolution(
             family=Family.APT, release=recipe.distro.release, arch=recipe.distro.architecture,
@@ -101,6 +107,17 @@ class AptPackager:
             run_tool(["dpkg", f"--root={root}", "--purge",
                       "--force-depends,remove-essential", *names], package="dpkg",
                      what="dpkg --purge")
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def mmdebstrap_argv(recipe: Recipe, resolution: Resolution, target: Path, *,

@@ -1,0 +1,118 @@
+"""Build stages that need no image: strip rules, image config, layering, init files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from monoimage.build import (
+    ENTRYPOINT,
+    HEALTH_CMD,
+    LAUNCHER_TEXT,
+    BuildOptions,
+    add_init,
+    image_config,
+)
+from monoimage.errors import UserError
+from monoimage.layers import plan_layers
+from monoimage.packagers.base import ResolvedPackage
+from monoimage.recipe import Distro, Layering, Port, Recipe, Service, Strip, Template
+from monoimage.servicetable import TABLE_PATH
+from monoimage.strip import apply_strip, strip_rules
+from monoimage.versions import Family
+
+
+def _recipe(**kw: object) -> Recipe:
+    svc = Service("web", "web.yaml", argv=("web",), ports=(Port(80), Port(53, "udp")),
+                  volumes=("/var/lib/web",), capabilities=("NET_BIND_SERVICE",),
+                  templates=(Template("/etc/web/web.conf", "x"),))
+    return Recipe(name="img", tag="1", source="img.yaml", digest="sha256:r",
+                  distro=Distro("debian", "bookworm", Family.APT), services=(svc,),
+                  **kw)  # type: ignore[arg-type]
+
+
+def _tree(root: Path, files: dict[str, str]) -> None:
+    for path, text in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+
+def test_strip_removes_what_the_recipe_asks_and_counts_it(tmp_path):
+    _tree(tmp_path, {
+        "usr/share/doc/pkg/changelog.gz": "c" * 100, "usr/share/doc/pkg/copyright": "GPL",
+        "usr/share/man/man1/x.1.gz": "m" * 10, "usr/share/locale/de/LC_MESSAGES/x.mo": "l" * 7,
+        "usr/share/locale/locale.alias": "a", "var/lib/apt/lists/deb_Packages": "p" * 50,
+        "var/cache/apt/archives/x.deb": "d" * 30, "opt/junk/big": "j" * 40,
+        "usr/bin/keep": "k"})
+    (tmp_path / "var/cache/apt/archives/partial").mkdir()
+    recipe = _recipe(strip=Strip(docs=True, man=True, locales=True, paths=("/opt/junk",)))
+    records = {r.what: r for r in apply_strip(tmp_path, strip_rules(recipe))}
+    assert (records["docs"].files, records["docs"].bytes) == (1, 100)
+    assert records["man and info pages"].bytes == 10 and records["locales"].bytes == 7
+    assert records["package lists"].bytes == 50 and records["package caches"].bytes == 30
+    assert records["path /opt/junk"].bytes == 40
+    assert (tmp_path / "usr/share/doc/pkg/copyright").is_file()
+    assert (tmp_path / "usr/share/locale/locale.alias").is_file()
+    assert (tmp_path / "var/lib/apt/lists").is_dir()  # packages own the folder
+    assert not (tmp_path / "var/cache/apt/archives/partial").exists()
+    assert not (tmp_path / "opt/junk").exists() and (tmp_path / "usr/bin/keep").is_file()
+
+
+def test_strip_keeps_docs_when_not_asked(tmp_path):
+    _tree(tmp_path, {"usr/share/doc/pkg/README": "r"})
+    apply_strip(tmp_path, strip_rules(_recipe(strip=Strip(docs=False))))
+    assert (tmp_path / "usr/share/doc/pkg/README").is_file()
+
+
+def test_strip_never_follows_a_symlink_out_of_the_root(tmp_path):
+    outside = tmp_path / "host-docs"
+    _tree(outside, {"pkg/changelog.gz": "precious"})
+    root = tmp_path / "root"
+    (root / "usr/share/doc").mkdir(parents=True)
+    os.symlink(outside / "pkg", root / "usr/share/doc/pkg")  # absolute: the host's path
+    apply_strip(root, strip_rules(_recipe()))
+    assert (outside / "pkg/changelog.gz").read_text() == "precious"
+
+
+def test_strip_path_outside_the_image_is_a_user_error():
+    with pytest.raises(UserError, match="strip.paths"):
+        strip_rules(_recipe(strip=Strip(paths=("/../etc",))))
+
+
+def test_oci_config_carries_health_as_a_label_docker_as_healthcheck():
+    recipe = _recipe()
+    oci = image_config(recipe, BuildOptions(source_date_epoch=0), "sha256:m")
+    labels = dict(oci.labels)
+    assert oci.entrypoint == ENTRYPOINT and oci.healthcheck is None
+    assert labels["io.monoimage.health-cmd"] == " ".join(HEALTH_CMD)
+    assert labels["io.monoimage.manifest-digest"] == "sha256:m"
+    assert labels["io.monoimage.recipe-digest"] == "sha256:r"
+    assert labels["org.opencontainers.image.created"] == "1970-01-01T00:00:00Z"
+    assert labels["io.monoimage.capabilities"] == "NET_BIND_SERVICE"
+    assert oci.ports == ("53/udp", "80/tcp") and oci.volumes == ("/var/lib/web",)
+    assert oci.annotations == oci.labels
+    docker = image_config(recipe, BuildOptions(image_format="docker"), "sha256:m")
+    assert docker.healthcheck == HEALTH_CMD
+
+
+def test_single_layering_is_one_layer_and_packages_is_not_built_yet():
+    packages = (ResolvedPackage("a", "1", "all", 1, 1), ResolvedPackage("b", "1", "all", 1, 1))
+    plan = plan_layers(Layering("single"), packages)
+    assert plan.is_single and plan.layers[0].packages == ("a", "b") and plan.layers[0].rest
+    with pytest.raises(UserError, match="'packages': not built yet"):
+        plan_layers(Layering("packages"), packages)
+
+
+def test_add_init_writes_launcher_table_package_and_template_links(tmp_path):
+    (tmp_path / "etc/web").mkdir(parents=True)
+    (tmp_path / "etc/web/web.conf").write_text("stock config")
+    add_init(tmp_path, _recipe())
+    launcher = tmp_path / "usr/bin/monoimage-init"
+    assert launcher.read_text() == LAUNCHER_TEXT and os.access(launcher, os.X_OK)
+    assert (tmp_path / "usr/lib/monoimage/monoimage_init/__main__.py").is_file()
+    assert not list((tmp_path / "usr/lib/monoimage").rglob("__pycache__"))
+    assert (tmp_path / TABLE_PATH.lstrip("/")).is_file()
+    assert os.readlink(tmp_path / "etc/web/web.conf") == "/run/monoimage/config/etc/web/web.conf"
