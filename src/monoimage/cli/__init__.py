@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..errors import UserError
+from .boot import boot_command
 from .build import build_command
 from .host import host_command
 from .plan import plan_command
@@ -29,5 +30,5 @@ def main() -> None:
     """Build one golden all-in-one container image for edge sites, and measure the trade."""
 
 
-for command in (plan_command, build_command, host_command):
+for command in (plan_command, build_command, boot_command, host_command):
     main.add_command(command)
