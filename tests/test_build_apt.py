@@ -29,9 +29,7 @@ from monoimage.build import (
     BuildResult,
     build,
     default_cache_dir,
-    resolve,
 )
-from monoimage.cli.resolve import resolution_json
 from monoimage.errors import UserError
 from monoimage.init.table import load_table
 from monoimage.recipe import Strip
@@ -41,6 +39,7 @@ from monoimage.servicetable import CONFIG_ROOT, TABLE_PATH
 
 pytestmark = pytest.mark.build
 REPO = Path(__file__).resolve().parents[1]
+MONOIMAGE = (sys.executable, "-c", "from monoimage.cli import main; main()")
 
 
 def _options(tag: str, out: Path, **kw: object) -> BuildOptions:
@@ -122,8 +121,7 @@ def test_ctrl_c_during_install_cleans_up_and_keeps_the_tag(tiny, tmp_path):
     recipe_path, previous = tiny
     build_id = secrets.token_hex(6)
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from monoimage.cli.build import build_command; build_command()",
-         str(recipe_path), "-t", previous.reference, "-q", "--out-dir", str(tmp_path),
+        [*MONOIMAGE, "build", str(recipe_path), "-t", previous.reference, "-q", "--out-dir", str(tmp_path),
          "--build-id", build_id],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -172,8 +170,10 @@ def edge_lite_root(edge_lite) -> Iterator[tuple[str, Path]]:
 
 
 def test_edge_lite_packages_match_plan_resolve_exactly(edge_lite, edge_lite_root):
-    recipe = load_recipe(REPO / "recipes" / "edge-lite.yaml")
-    planned = resolution_json(resolve(recipe, cache_dir=default_cache_dir()))
+    out = subprocess.run([*MONOIMAGE, "plan", "--resolve", "--json",
+                          str(REPO / "recipes" / "edge-lite.yaml")],
+                         check=True, capture_output=True, text=True).stdout
+    planned = json.loads(out)["resolution"]
     in_image = _dpkg_query(edge_lite_root[0])
     assert {p["name"]: p["version"] for p in planned["packages"]} == \
         {name: row[0] for name, row in in_image.items()}

@@ -131,7 +131,6 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
 
     token = options.build_id
     temporary = f"{TEMP_PREFIX}{token}"
-    committed = False
     container = buildah.from_scratch(f"{CONTAINER_PREFIX}{token}")
     try:
         root = buildah.mount(container)
@@ -168,14 +167,12 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
             image_id = buildah.commit(container, temporary,
                                       timestamp=options.source_date_epoch,
                                       image_format=options.image_format)
-            committed = True
             buildah.tag(temporary, reference)
             buildah.remove_image(temporary)
-            committed = False
             image_digest = str(buildah.inspect_image(reference).get("FromImageDigest", ""))
             note(f"{reference} {image_id[:12]}")
     finally:
-        _cleanup(container, temporary if committed else None)
+        _cleanup(container, temporary)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / "manifest.json"
@@ -256,8 +253,8 @@ def _check_installed(resolution: Resolution, installed: tuple[InstalledPackage, 
                         f"missing {lacking}")
 
 
-def _cleanup(container: str, temporary: str | None) -> None:
-    """Remove the working container (and a temporary image), whatever happened.
+def _cleanup(container: str, temporary: str) -> None:
+    """Remove the working container and the temporary image name, whatever happened.
 
     A second Ctrl-C during cleanup would leave exactly what cleanup exists to remove: ignored.
     """
@@ -272,15 +269,13 @@ def _cleanup(container: str, temporary: str | None) -> None:
             signal.signal(signal.SIGINT, previous)
 
 
-def _remove(container: str, temporary: str | None) -> None:
+def _remove(container: str, temporary: str) -> None:
     for action, target in ((buildah.remove_container, container),
                            (buildah.remove_image, temporary)):
-        if target is None:
-            continue
         try:
             action(target)
         except buildah.BuildahError:
-            pass  # already gone; the error that brought us here is the one to report
+            pass  # gone already (or never made): the error that brought us here is the one
 
 
 def _write(root: Path, path: str, text: str, mode: int) -> None:

@@ -6,8 +6,10 @@ limits) unless the user already set CONTAINERS_CONF; the host's configuration is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +38,28 @@ def buildah(*args: str) -> str:
         command = sh.Command("buildah")
     except sh.CommandNotFound:
         raise MissingToolError("buildah", "buildah") from None
+    running = command(*args, _env=environment(), _tty_out=False, _bg=True, _bg_exc=False)
     try:
-        out = command(*args, _env=environment(), _tty_out=False)
+        running.wait()
     except sh.ErrorReturnCode as err:
         stderr = err.stderr.decode(errors="replace").strip().splitlines()
-        raise BuildahError(f"buildah {' '.join(args[:2])} failed: "
+        raise BuildahError(f"buildah {args[0]} failed: "
                            f"{stderr[-1] if stderr else f'exit {err.exit_code}'}") from None
-    return str(out)
+    except BaseException:
+        # Ctrl-C: stop buildah as a terminal's Ctrl-C would, and wait, so that a commit
+        # cannot finish behind our back after the cleanup removed the temporary names.
+        _interrupt(running)
+        raise
+    return str(running)
+
+
+def _interrupt(running: sh.RunningCommand) -> None:
+    try:
+        running.signal(signal.SIGINT)
+        running.wait(timeout=60)
+    except Exception:  # noqa: BLE001 - it has ended, or will be killed: nothing else to do
+        with contextlib.suppress(Exception):
+            running.kill()
 
 
 def from_scratch(name: str) -> str:

@@ -76,8 +76,8 @@ class AptPackager:
             root = prepare_root(recipe, cache_dir)
             seed = _seed_minimal_set(root, recipe)
             specs = [_spec(root, recipe, entry) for entry in packages.entries]
-            added = _simulate(root, specs, packages)
-            versions = {**seed, **added}
+            added, removed = _simulate(root, specs, packages)
+            versions = {n: v for n, v in {**seed, **added}.items() if n not in removed}
             stanzas = _show(root, versions)
         requested = {e.name: e.requested_by for e in packages.entries}
         return Resolution(
@@ -255,8 +255,9 @@ def _spec(root: AptRoot, recipe: Recipe, entry: PackageEntry) -> str:
     return f"{name}={version}"
 
 
-def _simulate(root: AptRoot, specs: list[str], packages: PackageSet) -> dict[str, str]:
-    """What `apt-get install` would add on top of the seeded status: name → version."""
+def _simulate(root: AptRoot, specs: list[str], packages: PackageSet
+              ) -> tuple[dict[str, str], set[str]]:
+    """What `apt-get install` would add (name → version) and remove, on top of the seed."""
     try:
         out = root.apt("-s", "install", *specs, what="apt-get -s install")
     except ToolFailed as err:
@@ -267,7 +268,9 @@ def _simulate(root: AptRoot, specs: list[str], packages: PackageSet) -> dict[str
                               for m in missing)
             raise UserError(f"unknown package {names}: not in any apt source") from None
         raise UserError(f"apt cannot resolve the package set:\n{tail(str(err), 20)}") from None
-    return {m.group(1): m.group(2) for m in map(_INST.match, out.splitlines()) if m}
+    added = {m.group(1): m.group(2) for m in map(_INST.match, out.splitlines()) if m}
+    removed = {line.split()[1] for line in out.splitlines() if line.startswith("Remv ")}
+    return added, removed
 
 
 def _show(root: AptRoot, versions: dict[str, str]) -> dict[str, Deb822]:
