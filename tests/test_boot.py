@@ -35,15 +35,10 @@ from monoimage.boot import (
 )
 from monoimage.build import BuildOptions, image_config
 from monoimage.cli import main
-from monoimage.cli.boot import boot_command
 from monoimage.recipe import Port
 from monoimage.runprofile import container_spec
 from monoimage.servicetable import service_table_text
 from test_runprofile import edge_recipe, podman_env
-
-if "boot" not in main.commands:  # until the lead registers it in cli/__init__.py
-    main.add_command(boot_command)
-
 
 # --- probes against real sockets --------------------------------------------------------------
 

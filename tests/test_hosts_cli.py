@@ -11,13 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from monoimage.cli import main
-from monoimage.cli.host import host_command
 
 REPO = Path(__file__).resolve().parent.parent
 EDGE_LITE = REPO / "recipes" / "edge-lite.yaml"
-
-if "host" not in main.commands:  # until the lead registers it in cli/__init__.py
-    main.add_command(host_command)
 
 
 def run(*args: str):
