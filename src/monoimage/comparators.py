@@ -25,6 +25,7 @@ when the whole strategy is built; working containers and temporary images go on 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import secrets
 import signal
@@ -69,15 +70,22 @@ from .versions import Family
 BASE_PART = "base"
 # Where a child's apt sees the host-side APT state while it installs (removed before commit).
 APT_MOUNTS = "/run/monoimage-apt"
-# What mmdebstrap removes after it installed the golden image and the bases (its cleanup/run
-# and cleanup/reproducible steps); apt-get in a child leaves the same files behind.
-APT_INSTALLER_CLEANUP = (
-    StripRule("installer leftovers", (
-        "var/log/dpkg.log", "var/log/apt/history.log", "var/log/apt/term.log",
-        "var/log/alternatives.log", "var/log/apt/eipp.log.xz", "var/cache/ldconfig/aux-cache",
-        "var/lib/dbus/machine-id")),
-    StripRule("run leftovers", ("run/*",), keep=("run/lock",)),
-)
+# Installer leftovers that make a layer unreproducible. apt: what mmdebstrap removes after it
+# installed the golden image and the bases (its cleanup/run and cleanup/reproducible steps);
+# apt-get in a child leaves the same files behind. dnf: its transaction history database, which
+# records when each transaction ran.
+INSTALLER_CLEANUP = {
+    Family.APT: (
+        StripRule("installer leftovers", (
+            "var/log/dpkg.log", "var/log/apt/history.log", "var/log/apt/term.log",
+            "var/log/alternatives.log", "var/log/apt/eipp.log.xz",
+            "var/cache/ldconfig/aux-cache", "var/lib/dbus/machine-id")),
+        StripRule("run leftovers", ("run/*",), keep=("run/lock",)),
+    ),
+    Family.DNF: (
+        StripRule("dnf history", ("var/lib/dnf/history.sqlite*",)),
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -113,11 +121,11 @@ def build_layered(recipe: Recipe, resolution: Resolution, strategy: Strategy,
     plan = plan_layered(resolution, [s.name for s in recipe.services], strategy)
     report = progress or (lambda event: None)
     with _workspace() as work:
-        with _stage(report, f"{strategy} base"):
+        with stage(report, f"{strategy} base"):
             base_tmp = _build_base(recipe, resolution, plan, options, work)
         children = []
         for child in plan.children:
-            with _stage(report, f"{strategy} {child.service}"):
+            with stage(report, f"{strategy} {child.service}"):
                 ref = _build_child(recipe, resolution, plan, recipe.service(child.service),
                                    child.packages, base_tmp, options, work)
             children.append((child.service, ref))
@@ -147,7 +155,8 @@ def _build_base(recipe: Recipe, resolution: Resolution, plan: LayeredPlan,
                  if subset.packages else ())
     _add_init_program(root)
     buildah.umount(container)
-    buildah.configure(container, _image_config(recipe, plan.strategy, None, options))
+    buildah.configure(container, _image_config(recipe, plan.strategy, None, subset.packages,
+                                               options))
     return work.commit(container, options.source_date_epoch)
 
 
@@ -168,13 +177,13 @@ def _build_child(recipe: Recipe, resolution: Resolution, plan: LayeredPlan, serv
     _finish_root(recipe, root, wanted, packager.list_installed(root) if wanted else ())
     _add_service_table(root, _single_service_recipe(recipe, plan.strategy, service))
     buildah.umount(container)
-    buildah.configure(container, _image_config(recipe, plan.strategy, service, options))
+    buildah.configure(container, _image_config(recipe, plan.strategy, service, wanted, options))
     return work.commit(container, options.source_date_epoch)
 
 
 def _finish_root(recipe: Recipe, root: Path, wanted: Sequence[ResolvedPackage],
                  installed: Sequence[InstalledPackage]) -> None:
-    """Check the root holds exactly `wanted`, then strip it by the golden image's rules."""
+    """Check the root holds exactly `wanted`, then clean and strip it like the golden image."""
     want = {(p.name, p.version) for p in wanted}
     have = {(p.name, p.version) for p in installed}
     if want != have:
@@ -186,7 +195,7 @@ def _finish_root(recipe: Recipe, root: Path, wanted: Sequence[ResolvedPackage],
     build_only = tuple(name for name in recipe.strip.packages if name in {n for n, _ in have})
     if build_only:
         packager_for(recipe.distro.packager).remove(root, build_only)
-    apply_strip(root, strip_rules(recipe))
+    apply_strip(root, INSTALLER_CLEANUP[recipe.distro.packager] + strip_rules(recipe))
 
 
 # ---------------------------------------------------------------- apt inside a child
@@ -221,7 +230,6 @@ def _apt_install_in_container(recipe: Recipe, container: str, root: Path,
         buildah.buildah(*args, container, "--", *argv)
     finally:
         _remove_mount_points(root)
-    apply_strip(root, APT_INSTALLER_CLEANUP)
     machine_id = root / "etc/machine-id"
     if machine_id.is_file() and not machine_id.is_symlink() and machine_id.stat().st_size:
         machine_id.write_text("")  # as mmdebstrap leaves it: empty, filled at boot
@@ -294,18 +302,26 @@ def _single_service_recipe(recipe: Recipe, strategy: Strategy, service: Service)
 
 
 def _image_config(recipe: Recipe, strategy: Strategy, service: Service | None,
-                  options: LayeredOptions) -> buildah.ImageConfig:
+                  packages: Sequence[ResolvedPackage], options: LayeredOptions
+                  ) -> buildah.ImageConfig:
+    """Entrypoint, ports, volumes and labels of one layered image.
+
+    Labels name what the image holds (its pinned packages' digest), not the recipe file nor the
+    local tag: a day-2 rebuild of an image whose packages did not change gives the same config,
+    hence the same manifest digest, and a site does not pull it again.
+    """
     part = service.name if service else BASE_PART
+    pins = "".join(f"{p.name}={p.version}\n" for p in sorted(packages, key=lambda p: p.name))
     created = datetime.fromtimestamp(options.source_date_epoch, UTC)
     labels = {
         "org.opencontainers.image.title": f"{recipe.name}-{strategy}-{part}",
-        "org.opencontainers.image.version": options.tag,
+        "org.opencontainers.image.version": recipe.tag,
         "org.opencontainers.image.created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "org.opencontainers.image.source": recipe.source,
         "org.opencontainers.image.description":
             f"monoimage {strategy} comparator: "
             + (f"service {service.name}" if service else "base image"),
-        "io.monoimage.recipe-digest": recipe.digest,
+        "io.monoimage.packages-digest": "sha256:" + hashlib.sha256(pins.encode()).hexdigest(),
         "io.monoimage.packager": recipe.distro.packager.value,
         "io.monoimage.strategy": strategy,
         "io.monoimage.services": service.name if service else "",
@@ -387,9 +403,10 @@ def _uninterrupted(action: Callable[[], None]) -> None:
 
 
 @contextmanager
-def _stage(report: Progress, stage: str) -> Iterator[None]:
+def stage(report: Progress, name: str) -> Iterator[None]:
+    """A named stage, its start and its end (with the seconds it took) told to `report`."""
     start = time.monotonic()
-    report(StageEvent(stage, "start"))
+    report(StageEvent(name, "start"))
     yield
-    report(StageEvent(stage, "done", "", round(time.monotonic() - start, 3)))
+    report(StageEvent(name, "done", "", round(time.monotonic() - start, 3)))
 
