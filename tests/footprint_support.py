@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import random
 import secrets
+import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from monoimage import buildah
-from monoimage.footprint_run import remove_images
+from monoimage.footprint_run import FootprintOptions, FootprintRun, remove_images, run_footprint
+from monoimage.recipe_parse import load_recipe
 from recipe_files import write_recipe
 from rpmrepo import RpmSpec, make_rpm_repo
 
@@ -101,17 +104,17 @@ def write_dnf_recipe(folder: Path, repo: Path, name: str | None = None) -> Path:
     return write_recipe(folder, services, image=DNF_IMAGE.format(name=name, repo=repo))
 
 
-def renamed_recipe_copy(recipe: Path, folder: Path) -> Path:
-    """A copy of a repository recipe (and its services) whose image name starts with
-    `monoimage-test-`, so every image a test builds from it is recognisably a test's."""
+def renamed_recipe_copy(recipe: Path, folder: Path, name: str) -> Path:
+    """A copy of a repository recipe (and its services) whose image is called `name`."""
+    assert name.startswith("monoimage-test-")
     (folder / "services").mkdir(parents=True, exist_ok=True)
     for service in (recipe.parent / "services").glob("*.yaml"):
         (folder / "services" / service.name).write_text(service.read_text())
-    text = recipe.read_text().replace(f"name: {recipe.stem}\n",
-                                      f"name: monoimage-test-{recipe.stem}\n", 1)
-    assert "monoimage-test-" in text
+    text = recipe.read_text()
+    renamed = text.replace(f"name: {recipe.stem}\n", f"name: {name}\n", 1)
+    assert renamed != text
     copy = folder / recipe.name
-    copy.write_text(text)
+    copy.write_text(renamed)
     return copy
 
 
@@ -134,3 +137,31 @@ def remove_images_named(prefix: str) -> None:
     names = [name for image in buildah.images() for name in image.get("names") or ()
              if name.startswith(prefix)]
     remove_images(sorted(names, key=lambda n: ("-base:" not in n, n)))  # bases last
+
+
+@dataclass(frozen=True)
+class Built:
+    """One footprint run of a test recipe, and where its files are."""
+
+    run: FootprintRun
+    recipe: Path
+    folder: Path
+
+
+def edge_lite_footprint(request: pytest.FixtureRequest,
+                        factory: pytest.TempPathFactory) -> Built:
+    """edge-lite's three strategies, built once per session (about 3.5 minutes), not verified
+    on a registry (the dnf fixture's tests do that); images removed at the session's end."""
+    name = f"monoimage-test-edge-lite-{secrets.token_hex(3)}"
+
+    def make() -> Built:
+        folder = factory.mktemp("edge-lite-footprint")
+        path = renamed_recipe_copy(REPO / "recipes" / "edge-lite.yaml", folder, name)
+        run = run_footprint(load_recipe(path), FootprintOptions(
+            tag="t", out_dir=folder / "out", oci_cache=folder / "oci", verify=False))
+        request.session.config.add_cleanup(
+            lambda: shutil.rmtree(folder / "oci", ignore_errors=True))
+        return Built(run, path, folder)
+
+    built: Built = built_once(request, "edge-lite", make, f"localhost/{name}")
+    return built

@@ -1,0 +1,190 @@
+"""Estimate mode: the footprint figures predicted from repository metadata alone, no build.
+
+The resolved closure gives, per package, its download size D (the .deb or .rpm) and its
+installed size I. Each strategy's images are predicted layer by layer, as the builds cut them
+(layered.py), and then counted by the very arithmetic that counts real images (footprint.py):
+
+- a layer that installs packages into an empty root (the golden image, a base) compresses to
+  K × ΣD and unpacks to U × ΣI: the same files, gzip instead of the packages' own compression,
+  minus what the strip rules remove, plus the package database;
+- a child layer installs its packages on top of the base, K × ΣD and U × ΣI of them, and also
+  rewrites the package database of the whole image (dpkg's status, its file lists, debconf's
+  templates; rpm's sqlite database): DB_GZ × N compressed and DB_DISK × N unpacked, N being
+  the packages the image holds. This is why even shared-base duplicates bytes: every child
+  ships its own copy of the database;
+- each image adds its manifest and config (META bytes);
+- a layer's digest is predicted from what it holds (its packages and versions, and for a child
+  its base's), so a day-2 resolution changes exactly the layers a rebuild would change.
+
+The constants are measured, not fitted to the figure a test checks: see `APT_CALIBRATION`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .build import Progress
+from .comparators import stage
+from .day2 import PackageUpdate, VersionChange, update_recipes, version_changes
+from .fleet import StrategyRollout, strategy_rollouts
+from .footprint import FootprintReport, Strategy, footprint_report
+from .footprint_run import MONOIMAGE, FootprintOptions
+from .layered import STRATEGIES, plan_layered
+from .oci import MEDIA_OCI_MANIFEST, Blob, FileEntry, Image, Layer
+from .packagers.base import Resolution, ResolvedPackage
+from .recipe import Recipe
+
+_GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+_CONFIG = "application/vnd.oci.image.config.v1+json"
+PACKAGE_PREFIX = "/monoimage-estimate/package/"
+DATABASE_PATH = "/monoimage-estimate/package-database"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How metadata sizes turn into layer sizes; where the numbers come from, in `source`."""
+
+    layer_per_download: float  # K: compressed layer bytes per package download byte
+    disk_per_installed: float  # U: unpacked layer bytes per installed byte
+    database_gz_per_package: float  # DB_GZ: a child's rewritten database, compressed
+    database_disk_per_package: float  # DB_DISK: the same, unpacked
+    image_metadata: int  # META: manifest + config bytes per image
+    source: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"layer_per_download": self.layer_per_download,
+                "disk_per_installed": self.disk_per_installed,
+                "database_gz_per_package": self.database_gz_per_package,
+                "database_disk_per_package": self.database_disk_per_package,
+                "image_metadata": self.image_metadata, "source": self.source}
+
+
+APT_CALIBRATION = Calibration(
+    layer_per_download=1.12, disk_per_installed=0.80,
+    database_gz_per_package=2_500, database_disk_per_package=10_500, image_metadata=2_500,
+    source="placeholder")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The predicted figures, in the shape of a measured run."""
+
+    recipe: Recipe
+    resolution: Resolution
+    report: FootprintReport
+    rollouts: tuple[StrategyRollout, ...]
+    calibration: Calibration
+    update: PackageUpdate | None = None
+    version_changes: tuple[VersionChange, ...] = ()
+
+
+def estimate_footprint(recipe: Recipe, options: FootprintOptions,
+                       progress: Progress | None = None,
+                       calibration: Calibration = APT_CALIBRATION) -> Estimate:
+    """Resolve (day 1, and day 2 on an update) and predict every figure; build nothing."""
+    from .build import resolve
+
+    report_event = progress or (lambda event: None)
+    with stage(report_event, "resolve"):
+        resolution = resolve(recipe, cache_dir=options.cache_dir,
+                             with_init_python=options.with_init_python)
+    after: Resolution | None = None
+    changes: tuple[VersionChange, ...] = ()
+    if options.update is not None:
+        recipes = update_recipes(recipe, resolution, options.update,
+                                 options.extra_repositories, options.host_repositories)
+        with stage(report_event, "resolve day 2"):
+            if recipes.before is not recipe:
+                resolution = resolve(recipes.before, cache_dir=options.cache_dir,
+                                     with_init_python=options.with_init_python)
+            after = resolve(recipes.after, cache_dir=options.cache_dir,
+                            with_init_python=options.with_init_python)
+        changes = version_changes(resolution, after)
+    report = estimate_report(recipe, resolution, after, calibration)
+    return Estimate(recipe, resolution, report, strategy_rollouts(report.strategies,
+                                                                  options.fleet),
+                    calibration, options.update, changes)
+
+
+def estimate_report(recipe: Recipe, resolution: Resolution, after: Resolution | None = None,
+                    calibration: Calibration = APT_CALIBRATION) -> FootprintReport:
+    """The footprint report of predicted images (day 2 when `after` is given)."""
+    services = [s.name for s in recipe.services]
+    first = predicted_strategies(resolution, services, calibration)
+    second = predicted_strategies(after, services, calibration) if after else []
+    return footprint_report(first, second, owner=_owner, baseline=MONOIMAGE)
+
+
+def predicted_strategies(resolution: Resolution, services: Sequence[str],
+                         calibration: Calibration) -> list[Strategy]:
+    """monoimage and both layered strategies as predicted images (pure)."""
+    golden = _image("monoimage", [_root_layer(resolution.packages, calibration)],
+                    calibration)
+    strategies = [Strategy(MONOIMAGE, (golden,))]
+    for name in STRATEGIES:
+        plan = plan_layered(resolution, services, name)
+        base_layer = _root_layer(plan.base, calibration)
+        images = [_image(f"{name} base", [base_layer], calibration)]
+        for child in plan.children:
+            layer = _child_layer(base_layer, child.packages, len(plan.base), calibration)
+            images.append(_image(f"{name} {child.service}", [base_layer, layer], calibration))
+        strategies.append(Strategy(name, tuple(images)))
+    return strategies
+
+
+def _root_layer(packages: Sequence[ResolvedPackage], cal: Calibration) -> Layer:
+    # K and U, measured on whole images, already hold the database: it is listed (a child's
+    # copy duplicates it) but not added to the sizes.
+    database = FileEntry(DATABASE_PATH, round(cal.database_disk_per_package * len(packages)),
+                         "file", _digest(f"db\n{_pins(packages)}"))
+    files = [_package_file(p, cal) for p in packages]
+    size = round(cal.layer_per_download * sum(p.download_size for p in packages))
+    unpacked = sum(f.size for f in files)
+    return _layer(f"root\n{_pins(packages)}", size, unpacked, [*files, database])
+
+
+def _child_layer(base: Layer, packages: Sequence[ResolvedPackage], base_count: int,
+                 cal: Calibration) -> Layer:
+    held = base_count + len(packages)
+    files = [_package_file(p, cal) for p in packages]
+    database = FileEntry(DATABASE_PATH, round(cal.database_disk_per_package * held), "file",
+                         _digest(f"db\n{base.diff_id}\n{_pins(packages)}"))
+    size = round(cal.layer_per_download * sum(p.download_size for p in packages)
+                 + cal.database_gz_per_package * held)
+    return _layer(f"child\n{base.diff_id}\n{_pins(packages)}", size,
+                  sum(f.size for f in files) + database.size, [*files, database])
+
+
+def _package_file(package: ResolvedPackage, cal: Calibration) -> FileEntry:
+    """One package's files, as a single predicted file (same version, same content)."""
+    return FileEntry(PACKAGE_PREFIX + package.name,
+                     round(cal.disk_per_installed * package.installed_size), "file",
+                     _digest(f"{package.name}={package.version}"))
+
+
+def _layer(key: str, size: int, unpacked: int, files: Iterable[FileEntry]) -> Layer:
+    digest = "sha256:" + _digest(key)
+    return Layer(Blob(digest, size, _GZIP_LAYER), "sha256:" + _digest("diff\n" + key),
+                 unpacked, tuple(files))
+
+
+def _image(name: str, layers: Sequence[Layer], cal: Calibration) -> Image:
+    key = name + "\n" + "\n".join(layer.diff_id for layer in layers)
+    config = Blob("sha256:" + _digest("config\n" + key), cal.image_metadata // 2, _CONFIG)
+    manifest = Blob("sha256:" + _digest("manifest\n" + key), cal.image_metadata // 2,
+                    MEDIA_OCI_MANIFEST)
+    return Image(name, manifest, config, tuple(layers))
+
+
+def _owner(path: str) -> str | None:
+    return path.removeprefix(PACKAGE_PREFIX) if path.startswith(PACKAGE_PREFIX) else None
+
+
+def _pins(packages: Iterable[ResolvedPackage]) -> str:
+    return "".join(f"{p.name}={p.version}\n" for p in sorted(packages, key=lambda p: p.name))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
