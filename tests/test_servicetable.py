@@ -6,8 +6,15 @@ import ast
 from pathlib import Path
 
 from monoimage.init.table import parse_table
-from monoimage.recipe import (ConfigCommand, Probe, Recipe, RestartPolicy, RuntimeDir, Service,
-                              Template)
+from monoimage.recipe import (
+    ConfigCommand,
+    Probe,
+    Recipe,
+    RestartPolicy,
+    RuntimeDir,
+    Service,
+    Template,
+)
 from monoimage.recipe_parse import load_recipe
 from monoimage.servicetable import CONFIG_ROOT, service_table, service_table_text
 from monoimage.versions import Family
