@@ -4,8 +4,8 @@ An attempt either answers at once (a file exists; a connect was refused or accep
 back something pending: a non-blocking socket to watch for writability (`SocketAttempt`), or a
 child process whose exit status the loop's reaper hands over (`CommandAttempt`).
 
-Kinds: tcp (connect to host:port), unix (connect to a stream socket), file (path exists),
-command (argv exits 0; run as root, output discarded), none (ready once started).
+Kinds: tcp (connect to host:port), unix (connect to a stream or datagram socket), file (path
+exists), command (argv exits 0; run as root, output discarded), none (ready once started).
 """
 
 import errno
@@ -78,7 +78,7 @@ def start_attempt(ready: Ready, env: Mapping[str, str], cwd: str) -> bool | Atte
         return CommandAttempt(process)
     if ready.kind == "unix":
         assert ready.path is not None
-        return _connect(socket.AF_UNIX, ready.path)
+        return _connect_unix(ready.path)
     assert ready.port is not None
     try:
         infos = socket.getaddrinfo(ready.host, ready.port, type=socket.SOCK_STREAM)
@@ -86,6 +86,22 @@ def start_attempt(ready: Ready, env: Mapping[str, str], cwd: str) -> bool | Atte
         return False
     family, _, _, _, address = infos[0]
     return _connect(family, address)
+
+
+def _connect_unix(path: str) -> bool:
+    """A stream socket, or a datagram one (chronyd's command socket answers EPROTOTYPE)."""
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        sock = socket.socket(socket.AF_UNIX, kind)
+        sock.setblocking(False)  # a full backlog answers EAGAIN: not ready yet
+        try:
+            code = sock.connect_ex(path)
+        except OSError:
+            code = errno.ECONNREFUSED
+        finally:
+            sock.close()
+        if code != errno.EPROTOTYPE:
+            return code == 0
+    return False
 
 
 def _connect(family: int, address: str | tuple[Any, ...]) -> bool | SocketAttempt:
