@@ -22,6 +22,7 @@ import pytest
 
 from buildsupport import leftovers, opened, remove_images, unique_tag, write_tiny_recipe
 from monoimage import buildah
+from monoimage.boot import LABEL_SERVICE_PORTS, runtime_from_labels, service_ports
 from monoimage.build import (
     CONTAINER_PREFIX,
     ENTRYPOINT,
@@ -213,6 +214,11 @@ def test_edge_lite_image_config(edge_lite):
     assert config["Labels"]["org.opencontainers.image.created"] == "2023-11-14T22:13:20Z"
     assert info["ImageAnnotations"]["io.monoimage.manifest-digest"] == \
         config["Labels"]["io.monoimage.manifest-digest"]
+    # What boot reads back instead of guessing: each service's ports, and the limits.
+    owners = service_ports(config["Labels"][LABEL_SERVICE_PORTS], (), [])
+    assert owners == {s.name: s.ports for s in recipe.services if s.ports}
+    assert runtime_from_labels(config["Labels"]) == recipe.runtime
+    assert info["ImageAnnotations"][LABEL_SERVICE_PORTS] == config["Labels"][LABEL_SERVICE_PORTS]
     assert len(info["OCIv1"]["rootfs"]["diff_ids"]) == 1  # layering: single
     assert info["OCIv1"].get("history", []) == []
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 
+from monoimage.boot import (
+    LABEL_MEMORY,
+    LABEL_PIDS_LIMIT,
+    LABEL_READ_ONLY,
+    LABEL_SERVICE_PORTS,
+    runtime_from_labels,
+    service_ports,
+)
 from monoimage.build import (
     ENTRYPOINT,
     HEALTH_CMD,
@@ -18,7 +27,16 @@ from monoimage.build import (
 from monoimage.errors import UserError
 from monoimage.layers import plan_layers
 from monoimage.packagers.base import ResolvedPackage
-from monoimage.recipe import Distro, Layering, Port, Recipe, Service, Strip, Template
+from monoimage.recipe import (
+    Distro,
+    Layering,
+    Port,
+    Recipe,
+    Runtime,
+    Service,
+    Strip,
+    Template,
+)
 from monoimage.servicetable import TABLE_PATH
 from monoimage.strip import apply_strip, strip_rules
 from monoimage.versions import Family
@@ -96,6 +114,22 @@ def test_oci_config_carries_health_as_a_label_docker_as_healthcheck():
     assert oci.annotations == oci.labels
     docker = image_config(recipe, BuildOptions(image_format="docker"), "sha256:m")
     assert docker.healthcheck == HEALTH_CMD
+
+
+def test_runtime_labels_read_back_by_boot_as_the_recipe_says():
+    quiet = Service("quiet", "quiet.yaml", argv=("q",))  # no ports: not in the label
+    dns = Service("dns", "dns.yaml", argv=("d",), ports=(Port(53, "udp"), Port(53)))
+    recipe = dataclasses.replace(_recipe(runtime=Runtime("256m", 64, False)),
+                                 services=(dns, quiet, _recipe().services[0]))
+    labels = dict(image_config(recipe, BuildOptions(), "sha256:m").labels)
+    assert labels[LABEL_SERVICE_PORTS] == "dns=53/udp,53/tcp;web=80/tcp,53/udp"
+    assert (labels[LABEL_MEMORY], labels[LABEL_PIDS_LIMIT], labels[LABEL_READ_ONLY]) == \
+        ("256m", "64", "false")
+    assert runtime_from_labels(labels) == recipe.runtime
+    owners = service_ports(labels[LABEL_SERVICE_PORTS], (), [])
+    assert owners == {"dns": dns.ports, "web": recipe.services[2].ports}
+    assert dict(image_config(_recipe(), BuildOptions(), "sha256:m").labels)[
+        LABEL_READ_ONLY] == "true"
 
 
 def test_single_layering_is_one_layer_and_packages_is_not_built_yet():

@@ -211,12 +211,32 @@ def image_config(recipe: Recipe, options: BuildOptions, manifest_digest: str
     }
     if recipe.capabilities:
         labels["io.monoimage.capabilities"] = ",".join(recipe.capabilities)
+    labels.update(runtime_labels(recipe))
     pairs = tuple(sorted(labels.items()))
     return buildah.ImageConfig(
         entrypoint=ENTRYPOINT, env=(("PATH", PATH),), workingdir="/",
         ports=tuple(str(p) for p in recipe.ports), volumes=recipe.volumes,
         labels=pairs, annotations=pairs, stop_signal="SIGTERM",
         healthcheck=HEALTH_CMD if options.image_format == "docker" else None)
+
+
+def runtime_labels(recipe: Recipe) -> dict[str, str]:
+    """What `boot` reads back from the image: which service owns which port, and the limits.
+
+    Service ports: `svc=53/udp,53/tcp;svc2=6379/tcp`, services in recipe order, each one's
+    ports as declared; services without ports are left out.
+    """
+    runtime = recipe.runtime
+    labels = {
+        "io.monoimage.runtime.memory": runtime.memory,
+        "io.monoimage.runtime.pids-limit": str(runtime.pids_limit),
+        "io.monoimage.runtime.read-only": "true" if runtime.read_only else "false",
+    }
+    owners = ";".join(f"{s.name}={','.join(str(p) for p in s.ports)}"
+                      for s in recipe.services if s.ports)
+    if owners:
+        labels["io.monoimage.service-ports"] = owners
+    return labels
 
 
 def add_init(root: Path, recipe: Recipe) -> None:
