@@ -255,7 +255,7 @@ def print_footprint(console: Console, result: FootprintRun | Estimate,
     for figures in report.strategies:
         top = [p for p in figures.top_packages if p.bytes_wasted][:5]
         if top:
-            names = ", ".join(f"{p.package or '(no package: package database)'} "
+            names = ", ".join(f"{p.package or '(files of no package: package database)'} "
                               f"{_mb(p.bytes_wasted)} MB" for p in top)
             console.print(f"duplicated in {figures.name}: {names}")
     if result.update is not None:
@@ -270,25 +270,25 @@ def print_footprint(console: Console, result: FootprintRun | Estimate,
 
 def _fleet_table(rollouts: Sequence[StrategyRollout], fleet: FleetParams) -> Table:
     table = Table(title=f"fleet: {fleet.sites:,} sites at {fleet.site_bandwidth_bps / 1e6:g} "
-                        f"Mbit/s, {fleet.rtt_s * 1000:g} ms; a mirror per "
-                        f"{fleet.sites_per_mirror} sites (GB = 10^9 bytes over the WAN)")
+                        f"Mbit/s, {fleet.rtt_s * 1000:g} ms; a regional mirror per "
+                        f"{fleet.sites_per_mirror} sites — bytes over the WAN, rollout time "
+                        f"(GB = 10^9 bytes)")
     table.add_column("strategy")
-    for column in ("first deploy GB", "rollout", "with mirror GB", "rollout",
-                   "day-2 GB", "rollout", "with mirror GB", "rollout"):
+    for column in ("first deploy", "with mirror", "day 2", "day 2, mirror"):
         table.add_column(column, justify="right")
     for roll in rollouts:
-        cells = [roll.name, *_fleet_cells(roll.first_deploy.direct),
-                 *_fleet_cells(roll.first_deploy.mirrored)]
+        cells = [roll.name, _fleet_cell(roll.first_deploy.direct),
+                 _fleet_cell(roll.first_deploy.mirrored)]
         if roll.day2 is not None:
-            cells += [*_fleet_cells(roll.day2.direct), *_fleet_cells(roll.day2.mirrored)]
+            cells += [_fleet_cell(roll.day2.direct), _fleet_cell(roll.day2.mirrored)]
         else:
-            cells += ["—"] * 4
+            cells += ["—", "—"]
         table.add_row(*cells)
     return table
 
 
-def _fleet_cells(figures: FleetFigures) -> list[str]:
-    return [_gb(figures.wan_bytes), duration(figures.rollout_seconds)]
+def _fleet_cell(figures: FleetFigures) -> str:
+    return f"{_gb(figures.wan_bytes)} GB, {duration(figures.rollout_seconds)}"
 
 
 def _print_day2(console: Console, result: FootprintRun | Estimate) -> None:

@@ -1,0 +1,95 @@
+"""Day 2 on the apt path, for real: a stand-in security update of a library three edge-lite
+services share (libkrb5-3: chrony, mosquitto, nginx), re-versioned with dpkg-deb and published
+in a local, signed apt-ftparchive repository beside the host's own sources.
+
+The kolla-style comparator is rebuilt on top of edge-lite's session build (about a minute):
+the base and the four services that do not ship the library must come out bit for bit the same
+(same digests, nothing to pull); the three that ship it get a new layer each.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from buildsupport import opened
+from footprint_support import Built, edge_lite_footprint
+from monoimage import buildah
+from monoimage.aptrepo import UPDATE_SUFFIX, host_repositories, make_update_repository
+from monoimage.build import default_cache_dir, resolve
+from monoimage.comparators import LayeredOptions, build_layered
+from monoimage.day2 import PackageUpdate, image_changes, update_recipes, version_changes
+from monoimage.footprint import Strategy, day2
+from monoimage.footprint_run import remove_images
+from monoimage.oci import load_image
+from monoimage.packagers.apt import AptPackager
+from monoimage.recipe_parse import load_recipe
+
+pytestmark = pytest.mark.build
+LIBRARY = "libkrb5-3"
+
+
+@pytest.fixture(scope="session")
+def edge_lite(request: pytest.FixtureRequest,
+              tmp_path_factory: pytest.TempPathFactory) -> Built:
+    return edge_lite_footprint(request, tmp_path_factory)
+
+
+def test_update_repository_holds_the_re_versioned_library_and_apt_trusts_it(
+        edge_lite: Built, tmp_path: Path) -> None:
+    recipe = load_recipe(edge_lite.recipe)
+    original = edge_lite.run.resolution.package(LIBRARY)
+    made = make_update_repository(recipe, original, tmp_path / "repo",
+                                  cache_dir=default_cache_dir())
+    assert made.version == original.version + UPDATE_SUFFIX
+    deb = next((tmp_path / "repo" / "pool").glob("*.deb"))
+    fields = subprocess.run(["dpkg-deb", "-f", str(deb), "Package", "Version"],
+                            capture_output=True, text=True, check=True).stdout
+    assert fields == f"Package: {LIBRARY}\nVersion: {made.version}\n"
+    assert (tmp_path / "repo" / "dists" / "monoimage-updates" / "InRelease").read_text() \
+        .startswith("-----BEGIN PGP SIGNED MESSAGE-----")
+
+
+def test_kolla_style_day2_rebuilds_only_the_children_that_ship_the_library(
+        edge_lite: Built, tmp_path: Path) -> None:
+    run = edge_lite.run
+    recipe = load_recipe(edge_lite.recipe)
+    cache = default_cache_dir()
+    made = make_update_repository(recipe, run.resolution.package(LIBRARY), tmp_path / "repo",
+                                  cache_dir=cache)
+    recipes = update_recipes(recipe, run.resolution, PackageUpdate(LIBRARY, made.version),
+                             extra=(made.repository,), host_repositories=host_repositories())
+    after = resolve(recipes.after, cache_dir=cache)
+    assert [(c.name, c.after) for c in version_changes(run.resolution, after)] == \
+        [(LIBRARY, made.version)]
+    before_refs = next(s.references for s in run.images if s.name == "kolla-style")
+    rebuilt = build_layered(recipes.after, after, "kolla-style",
+                            LayeredOptions(tag="t-day2", cache_dir=cache))
+    try:
+        parts = ("base", *(s.name for s in recipe.services))
+        same = {part for part, old, new in zip(parts, before_refs, rebuilt.references,
+                                               strict=True)
+                if buildah.image_id(old) == buildah.image_id(new)}
+        assert same == {"base", "redis", "dnsmasq", "haproxy", "node-exporter"}
+
+        with opened(dict(rebuilt.children)["nginx"]) as (_container, root):
+            installed = {p.name: p.version for p in AptPackager().list_installed(root)}
+            library = next((root / "usr/lib/x86_64-linux-gnu").glob("libkrb5.so.3.*"))
+            assert b"monoimage stand-in security update" in library.read_bytes()[-200:]
+        assert installed[LIBRARY] == made.version
+
+        oci = edge_lite.folder / "oci"
+        old = Strategy("kolla-style", tuple(load_image(r, oci) for r in before_refs))
+        new = Strategy("kolla-style", tuple(load_image(r, oci) for r in rebuilt.references))
+        changed = [c for c in image_changes(old, new) if c.manifest_changed]
+        assert [c.image for c in changed] == [dict(rebuilt.children)[s]
+                                              for s in ("chrony", "mosquitto", "nginx")]
+        assert all(len(c.new_layers) == 1 for c in changed)
+        pull = day2(old.images, new.images)
+        assert pull.manifests == 3 and pull.blobs == 6  # a config and a layer per child
+        first = next(f for f in run.report.strategies if f.name == "kolla-style")
+        assert pull.bytes < 0.2 * first.first_deploy.bytes
+    finally:
+        remove_images(rebuilt.references)

@@ -1,0 +1,161 @@
+"""`monoimage footprint`: argument parsing, and the command on the dnf fixture (builds, day 2,
+a real registry pull, JSON, chart; estimate mode builds nothing)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from footprint_support import make_dnf_repo, remove_images_named, write_dnf_recipe
+from monoimage import buildah
+from monoimage.cli.footprint import (
+    duration,
+    footprint_command,
+    parse_bandwidth,
+    parse_latency,
+    parse_repository,
+)
+from monoimage.errors import UserError
+from monoimage.recipe import AptRepository, DnfRepository
+from monoimage.recipe_parse import load_recipe
+
+
+@pytest.mark.parametrize(("text", "bps"), [
+    ("10Mbit", 10e6), ("10Mbit/s", 10e6), ("10mbps", 10e6), ("2.5Mbit", 2.5e6),
+    ("100kbit", 100e3), ("1Gbit/s", 1e9), ("1MB/s", 8e6), ("64000", 64e3)])
+def test_bandwidth_in_bits_or_bytes_per_second(text: str, bps: float) -> None:
+    assert parse_bandwidth(text) == pytest.approx(bps)
+
+
+@pytest.mark.parametrize("text", ["fast", "0Mbit", "-1Mbit", "10 Mbit per hour"])
+def test_bandwidth_that_is_not_a_rate_is_refused(text: str) -> None:
+    with pytest.raises(UserError, match="--bandwidth"):
+        parse_bandwidth(text)
+
+
+def test_latency_in_milliseconds_seconds_or_microseconds() -> None:
+    assert parse_latency("100ms") == pytest.approx(0.1)
+    assert parse_latency("0.25s") == pytest.approx(0.25)
+    assert parse_latency("250us") == pytest.approx(0.00025)
+    with pytest.raises(UserError, match="--latency"):
+        parse_latency("100")  # a bare number: milliseconds or seconds? say it
+
+
+def test_durations_read_like_a_person_would_say_them() -> None:
+    assert duration(42.4) == "42 s"
+    assert duration(800) == "13 min 20 s"
+    assert duration(7500) == "2 h 05 min"
+
+
+def test_extra_repositories_for_each_packager(tmp_path: Path) -> None:
+    dnf = load_recipe(write_dnf_recipe(tmp_path, tmp_path / "repo"))
+    assert parse_repository(dnf, "updates=file:///srv/u", 1) == \
+        DnfRepository("updates", "file:///srv/u")
+    assert parse_repository(dnf, "file:///srv/u", 2) == DnfRepository("extra2", "file:///srv/u")
+    with pytest.raises(UserError, match="ID=BASEURL"):
+        parse_repository(dnf, "not a repository", 1)
+    apt = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "edge-lite.yaml")
+    assert parse_repository(apt, "[signed-by=/k.gpg] copy:///srv/r updates main", 1) == \
+        AptRepository("copy:///srv/r", ("updates",), ("main",), "/k.gpg")
+
+
+# ---------------------------------------------------------------- the command, dnf fixture
+
+
+@pytest.fixture()
+def dnf_recipe(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    name = f"monoimage-test-cli-{secrets.token_hex(3)}"
+    repo = make_dnf_repo(tmp_path / "repo", with_update=True)
+    try:
+        yield write_dnf_recipe(tmp_path / "recipe", repo, name), name
+    finally:
+        remove_images_named(f"localhost/{name}")
+
+
+def _invoke(*args: str) -> tuple[int, str, str, BaseException | None]:
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(footprint_command, list(args))
+    return result.exit_code, result.stdout, result.stderr, result.exception
+
+
+@pytest.mark.build
+def test_footprint_measures_day2_verifies_on_a_registry_and_writes_json_and_chart(
+        dnf_recipe: tuple[Path, str], tmp_path: Path) -> None:
+    recipe, name = dnf_recipe
+    out = tmp_path / "out"
+    code, stdout, stderr, error = _invoke(
+        str(recipe), "--update", "libshared=1.0-2", "--no-init-python", "--json",
+        "--out-dir", str(out), "--tag", "t", "--cache-dir", str(tmp_path / "cache"),
+        "--sites", "500", "--bandwidth", "2Mbit", "--latency", "50ms")
+    assert code == 0, (stderr, error)
+    doc = json.loads(stdout)
+    assert doc["mode"] == "measured" and doc["recipe"] == name
+    assert [s["name"] for s in doc["strategies"]] == ["monoimage", "kolla-style", "shared-base"]
+    assert doc["verdict"].startswith("monoimage pulls ")
+    assert doc["update"]["changes"] == [{"name": "libshared", "before": "1.0-1",
+                                         "after": "1.0-2"}]
+    kolla = doc["strategies"][1]
+    assert kolla["images"][0] == f"localhost/{name}-kolla-style-base:t"
+    assert kolla["day2_images"][0] == f"localhost/{name}-kolla-style-base:t-day2"
+    assert [c["changed"] for c in kolla["day2_changes"]] == [False, True, True, False]
+    assert kolla["fleet"]["first_deploy"]["direct"]["wan_bytes"] == \
+        500 * kolla["first_deploy"]["bytes"]
+    assert {(v["strategy"], v["figure"]) for v in doc["verification"]} == \
+        {(s, f) for s in ("monoimage", "kolla-style", "shared-base")
+         for f in ("first-deploy", "day-2")}
+    assert all(v["agrees"] for v in doc["verification"])
+    assert json.loads((out / "footprint.json").read_text()) == doc
+    chart = (out / "footprint.svg").read_text()
+    assert chart.startswith("<svg") and "Day-2 update" in chart and "kolla-style" in chart
+    for image in (*kolla["images"], *kolla["day2_images"]):
+        assert buildah.image_id(image) is not None
+
+
+@pytest.mark.build
+def test_footprint_prints_tables_verdict_and_what_day2_changed(
+        dnf_recipe: tuple[Path, str], tmp_path: Path) -> None:
+    recipe, _ = dnf_recipe
+    code, stdout, stderr, error = _invoke(
+        str(recipe), "--update", "libshared=1.0-2", "--no-init-python", "--no-verify",
+        "--out-dir", str(tmp_path / "out"), "--chart", str(tmp_path / "chart.svg"),
+        "--tag", "t", "--cache-dir", str(tmp_path / "cache"))
+    assert code == 0, (stderr, error)
+    for text in ("first deploy MB", "duplicated MB", "day-2 MB", "day 2, mirror",
+                 "monoimage pulls", "kolla-style: 2 of 4 images changed",
+                 "shared-base: 4 of 4 images changed", "libshared 1.0-1 → 1.0-2"):
+        assert text in stdout, text
+    assert (tmp_path / "chart.svg").is_file()
+
+
+def test_estimate_mode_predicts_from_metadata_and_builds_nothing(
+        dnf_recipe: tuple[Path, str], tmp_path: Path) -> None:
+    recipe, name = dnf_recipe
+    code, stdout, stderr, error = _invoke(
+        str(recipe), "--estimate", "--update", "libshared=1.0-2", "--no-init-python",
+        "--json", "--out-dir", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"))
+    assert code == 0, (stderr, error)
+    doc = json.loads(stdout)
+    assert doc["mode"] == "estimated" and "verification" not in doc
+    assert doc["calibration"]["layer_per_download"] > 0
+    figures = {s["name"]: s for s in doc["strategies"]}
+    assert figures["shared-base"]["first_deploy"]["bytes"] <= \
+        figures["kolla-style"]["first_deploy"]["bytes"]
+    assert all(s["day2"]["bytes"] > 0 for s in doc["strategies"])
+    assert not [n for i in buildah.images() for n in i.get("names") or () if name in n]
+
+
+def test_update_of_a_package_outside_the_closure_is_one_clear_error(
+        dnf_recipe: tuple[Path, str], tmp_path: Path) -> None:
+    recipe, _ = dnf_recipe
+    _code, _, _, error = _invoke(str(recipe), "--estimate", "--update", "nosuch=1.0-1",
+                                "--no-init-python", "--cache-dir", str(tmp_path / "cache"),
+                                "--out-dir", str(tmp_path / "out"))
+    assert isinstance(error, UserError)
+    assert "nosuch is not in the image's package closure" in str(error)
+    _code, _, _, error = _invoke(str(recipe), "--estimate", "--bandwidth", "fast",
+                                "--no-init-python", "--out-dir", str(tmp_path / "out"))
+    assert isinstance(error, UserError) and "--bandwidth" in str(error)
