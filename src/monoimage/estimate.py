@@ -188,3 +188,67 @@ def _pins(packages: Iterable[ResolvedPackage]) -> str:
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class EstimateCheck:
+    """One estimated figure next to the measured one."""
+
+    strategy: str
+    figure: str  # "first deploy", "disk", "duplicated", "day 2"
+    estimated: int
+    measured: int
+
+    @property
+    def relative_error(self) -> float:
+        """(estimated − measured) / measured; 0 when both are 0."""
+        if self.measured == 0:
+            return 0.0 if self.estimated == 0 else float("inf")
+        return (self.estimated - self.measured) / self.measured
+
+
+def compare_reports(estimated: FootprintReport, measured: FootprintReport
+                    ) -> tuple[EstimateCheck, ...]:
+    """Every figure both reports hold, strategy by strategy."""
+    found = {f.name: f for f in estimated.strategies}
+    checks = []
+    for real in measured.strategies:
+        guess = found.get(real.name)
+        if guess is None:
+            continue
+        pairs = [("first deploy", guess.first_deploy.bytes, real.first_deploy.bytes),
+                 ("disk", guess.disk_bytes, real.disk_bytes),
+                 ("duplicated", guess.duplicated_bytes, real.duplicated_bytes)]
+        if guess.day2 is not None and real.day2 is not None:
+            pairs.append(("day 2", guess.day2.bytes, real.day2.bytes))
+        checks += [EstimateCheck(real.name, figure, e, m) for figure, e, m in pairs]
+    return tuple(checks)
+
+
+def calibrate(resolution: Resolution, services: Sequence[str],
+              measured: Sequence[Strategy], source: str) -> Calibration:
+    """The constants, measured on built images of `resolution` (monoimage, then layered).
+
+    K and U come from the golden image (one layer installed into an empty root); DB_GZ and
+    DB_DISK from the children: what their layers hold beyond K × ΣD (and U × ΣI) of their own
+    packages, per package the image holds; META is the images' mean manifest + config size.
+    """
+    by_name = {s.name: s for s in measured}
+    golden = by_name[MONOIMAGE].images[0].layers[0]
+    k = golden.blob.size / max(1, resolution.download_size)
+    u = golden.uncompressed_size / max(1, resolution.installed_size)
+    extra_gz = extra_disk = held = 0.0
+    for name in STRATEGIES:
+        plan = plan_layered(resolution, services, name)
+        for child, image in zip(plan.children, by_name[name].images[1:], strict=True):
+            layer = image.layers[-1]
+            extra_gz += layer.blob.size - k * sum(p.download_size for p in child.packages)
+            extra_disk += layer.uncompressed_size - u * sum(p.installed_size
+                                                            for p in child.packages)
+            held += len(plan.base) + len(child.packages)
+    images = [image for s in measured for image in s.images]
+    meta = sum(i.manifest.size + i.config.size for i in images) / max(1, len(images))
+    return Calibration(layer_per_download=round(k, 3), disk_per_installed=round(u, 3),
+                       database_gz_per_package=round(extra_gz / max(1.0, held)),
+                       database_disk_per_package=round(extra_disk / max(1.0, held)),
+                       image_metadata=round(meta), source=source)
