@@ -62,6 +62,7 @@ def test_service_runs_as_its_user_with_its_groups_env_and_workdir(start_init, tm
         service("grouped", [PY, "-c", show], user="nobody", group="daemon"),
     ), env={"MONOIMAGE_SITE_TOKEN": "s3cret", "FROM_INIT": "yes"})
     run.wait_log(r"^grouped \| ids")
+    run.wait_log(r"^unpriv \| ids")  # the two start together: either may print first
     log = run.log()
     assert "unpriv | ids 65534 65534 [65534] /usr /nonexistent bar None yes" in log
     assert "grouped | ids 65534 1 [1] / /nonexistent None None yes" in log
