@@ -80,6 +80,28 @@ def test_same_inputs_give_the_same_image_digest(tiny, tmp_path):
         remove_images(tag)
 
 
+def test_init_is_byte_compiled_for_a_read_only_root_and_runs_isolated(tiny):
+    _, result = tiny
+    with opened(result.reference) as (container, root):
+        package = root / "usr/lib/monoimage/monoimage_init"
+        magic = buildah.run(container, ["python3", "-c",
+                                        "import importlib.util as u; print(u.MAGIC_NUMBER.hex())"])
+        cached = sorted((package / "__pycache__").glob("*.pyc"))
+        assert {p.name.split(".")[0] for p in cached} == {p.stem for p in package.glob("*.py")}
+        for pyc in cached:
+            head = pyc.read_bytes()[:8]
+            assert head[:4].hex() == magic.strip()  # written by the image's own python
+            assert int.from_bytes(head[4:8], "little") == 0b01  # hash-based, unchecked
+        before = {p.name: p.stat().st_mtime_ns for p in cached}
+        # -I: a PYTHON* variable would redirect the bytecode cache (and so write there).
+        usage = buildah.run(container, ["/usr/bin/monoimage-init", "--help"],
+                            env={"PYTHONPYCACHEPREFIX": "/tmp/pycache-monoimage-test"})
+        assert "run" in usage
+        assert not (root / "tmp/pycache-monoimage-test").exists()
+        assert {p.name: p.stat().st_mtime_ns
+                for p in (package / "__pycache__").glob("*.pyc")} == before
+
+
 def _assert_failed_cleanly(previous: BuildResult, build_id: str) -> None:
     assert buildah.image_id(previous.reference) == previous.image_id  # previous image untouched
     containers, images = leftovers(build_id)

@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from . import buildah
 from .errors import UserError
 from .layers import plan_layers
 from .merge import plan
-from .packagers.base import InstalledPackage, Resolution, packager_for
+from .packagers.base import InstalledPackage, Resolution, packager_for, tail
 from .recipe import Recipe
 from .sbom import MANIFEST_PATH, SBOM_PATH, digest, manifest, spdx, to_json
 from .servicetable import TABLE_PATH, service_table_text, template_target
@@ -32,8 +33,11 @@ INIT_SOURCE = Path(__file__).parent / "init"
 INIT_LIB = "/usr/lib/monoimage"
 INIT_PACKAGE = f"{INIT_LIB}/monoimage_init"
 INIT_LAUNCHER = "/usr/bin/monoimage-init"
-LAUNCHER_TEXT = ('#!/usr/bin/python3\nimport sys; sys.path.insert(0, "/usr/lib/monoimage"); '
+# -I (isolated): no PYTHON* variable, user site or script folder reaches PID 1; the launcher
+# puts the init's own folder on sys.path itself.
+LAUNCHER_TEXT = ('#!/usr/bin/python3 -I\nimport sys; sys.path.insert(0, "/usr/lib/monoimage"); '
                  'from monoimage_init.__main__ import main; sys.exit(main())\n')
+IMAGE_PYTHON = "/usr/bin/python3"
 ENTRYPOINT = (INIT_LAUNCHER, "run")
 HEALTH_CMD = (INIT_LAUNCHER, "health")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -148,6 +152,7 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
             note(f"{_mib(sum(s.bytes for s in stripped))} removed")
         with timer.stage("init") as note:
             add_init(root, recipe)
+            compile_init(root)
             note(f"{len(recipe.services)} services, "
                  f"{sum(len(s.templates) for s in recipe.services)} templates")
         with timer.stage("manifest") as note:
@@ -259,6 +264,31 @@ def add_init(root: Path, recipe: Recipe) -> None:
                 raise UserError(f"{service.source}: template dest {template.dest} is a "
                                 f"directory in the image")
             link.symlink_to(template_target(template.dest))
+
+
+def compile_init(root: Path) -> bool:
+    """Byte-compile the init package with the image's own python; False if it has none.
+
+    A read-only root cannot cache bytecode, so without this every start recompiles the init.
+    The image's interpreter writes its own magic number; `unchecked-hash` .pyc files hold a
+    source hash, not an mtime, and a fixed hash seed orders set constants the same way on
+    every build, so the image stays reproducible.
+    """
+    if not os.path.lexists(root / IMAGE_PYTHON.lstrip("/")):
+        return False
+    proc = subprocess.run(["chroot", str(root), IMAGE_PYTHON, "-m", "compileall", "-q",
+                           "--invalidation-mode", "unchecked-hash", INIT_PACKAGE],
+                          env=_CLEAN_PYTHON_ENV, capture_output=True, text=True, check=False,
+                          stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise UserError(f"compiling monoimage-init with the image's python failed "
+                        f"(exit {proc.returncode}):\n{tail(proc.stderr or proc.stdout, 15)}")
+    return True
+
+
+# PYTHONHASHSEED only works from the environment, which -I/-E would ignore: the environment is
+# cleared instead, so no PYTHON* variable of the build host (PYTHONPYCACHEPREFIX…) leaks in.
+_CLEAN_PYTHON_ENV = {"PATH": PATH, "PYTHONHASHSEED": "0", "LC_ALL": "C.UTF-8"}
 
 
 def _check_installed(resolution: Resolution, installed: tuple[InstalledPackage, ...]) -> None:
