@@ -24,6 +24,7 @@ from .errors import UserError
 from .layers import plan_layers
 from .merge import plan
 from .packagers.base import InstalledPackage, Resolution, packager_for, tail
+from .pkgcache import deb_file_name, private_cache
 from .recipe import Recipe
 from .sbom import MANIFEST_PATH, SBOM_PATH, digest, manifest, spdx, to_json
 from .servicetable import TABLE_PATH, service_table_text, template_target
@@ -139,8 +140,11 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
     try:
         root = buildah.mount(container)
         with timer.stage("rootfs") as note:
-            packager.install(recipe, resolution, root, cache_dir=options.cache_dir,
-                             source_date_epoch=options.source_date_epoch)
+            # A private copy of the shared cache: concurrent builds never write one folder.
+            with private_cache(options.cache_dir, token,
+                               [deb_file_name(p) for p in resolution.packages]) as cache:
+                packager.install(recipe, resolution, root, cache_dir=cache,
+                                 source_date_epoch=options.source_date_epoch)
             installed = packager.list_installed(root)
             _check_installed(resolution, installed)
             note(f"{len(installed)} packages installed")
