@@ -9,6 +9,7 @@ import click
 from ..errors import UserError
 from .boot import boot_command
 from .build import build_command
+from .footprint import footprint_command
 from .host import host_command
 from .plan import plan_command
 
@@ -30,5 +31,5 @@ def main() -> None:
     """Build one golden all-in-one container image for edge sites, and measure the trade."""
 
 
-for command in (plan_command, build_command, boot_command, host_command):
+for command in (plan_command, build_command, footprint_command, boot_command, host_command):
     main.add_command(command)
