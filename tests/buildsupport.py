@@ -61,7 +61,7 @@ def leftovers(build_id: str) -> tuple[list[str], list[str]]:
     Other builds may run on this host at the same time: only this build's names count.
     """
     containers = [c.get("containername", "") for c in buildah.containers()
-                  if c.get("containername", "") == f"{CONTAINER_PREFIX}{build_id}"]
+                  if c.get("containername", "").startswith(f"{CONTAINER_PREFIX}{build_id}")]
     images = [name for image in buildah.images() for name in image.get("names") or ()
               if name.startswith(f"{TEMP_PREFIX}{build_id}")]
     return containers, images

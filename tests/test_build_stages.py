@@ -1,4 +1,4 @@
-"""Build stages that need no image: strip rules, image config, layering, init files."""
+"""Build stages that need no image: strip rules, image config, init files (layering: test_layers)."""
 
 from __future__ import annotations
 
@@ -26,11 +26,8 @@ from monoimage.build import (
     image_config,
 )
 from monoimage.errors import UserError
-from monoimage.layers import plan_layers
-from monoimage.packagers.base import ResolvedPackage
 from monoimage.recipe import (
     Distro,
-    Layering,
     Port,
     Recipe,
     Runtime,
@@ -39,7 +36,7 @@ from monoimage.recipe import (
     Template,
 )
 from monoimage.servicetable import TABLE_PATH
-from monoimage.strip import apply_strip, strip_rules
+from monoimage.strip import apply_strip, remove_build_cache, strip_rules
 from monoimage.versions import Family
 
 
@@ -133,14 +130,6 @@ def test_runtime_labels_read_back_by_boot_as_the_recipe_says():
         LABEL_READ_ONLY] == "true"
 
 
-def test_single_layering_is_one_layer_and_packages_is_not_built_yet():
-    packages = (ResolvedPackage("a", "1", "all", 1, 1), ResolvedPackage("b", "1", "all", 1, 1))
-    plan = plan_layers(Layering("single"), packages)
-    assert plan.is_single and plan.layers[0].packages == ("a", "b") and plan.layers[0].rest
-    with pytest.raises(UserError, match="'packages': not built yet"):
-        plan_layers(Layering("packages"), packages)
-
-
 def test_add_init_writes_launcher_table_package_and_template_links(tmp_path):
     (tmp_path / "etc/web").mkdir(parents=True)
     (tmp_path / "etc/web/web.conf").write_text("stock config")
@@ -153,3 +142,22 @@ def test_add_init_writes_launcher_table_package_and_template_links(tmp_path):
     assert not compile_init(tmp_path)  # no python in this root: nothing to compile with
     assert (tmp_path / TABLE_PATH.lstrip("/")).is_file()
     assert os.readlink(tmp_path / "etc/web/web.conf") == "/run/monoimage/config/etc/web/web.conf"
+
+
+def test_the_installers_trace_of_the_build_cache_path_is_removed_but_not_root(tmp_path):
+    cache = tmp_path / "host" / "cache" / "monoimage"
+    root = tmp_path / "root"
+    _tree(root, {str(cache).lstrip("/") + "/builds/abc/dnf/expired_repos.json": "{}",
+                 "host-keep": "x"})
+    record = remove_build_cache(root, cache)
+    assert record is not None and (record.files, record.bytes) == (1, 2)
+    top = root / str(tmp_path).lstrip("/").split("/")[0]
+    assert top.is_dir() and not any(top.iterdir())  # emptied, but a top-level folder stays
+    assert remove_build_cache(root, cache) is None
+
+
+def test_logs_are_counted_not_weighed_so_the_manifest_is_reproducible(tmp_path):
+    _tree(tmp_path, {"var/log/dnf.log": "took 0.123 s", "var/lib/dnf/history.sqlite": "db"})
+    records = {r.what: r for r in apply_strip(tmp_path, strip_rules(_recipe()))}
+    assert (records["build logs"].files, records["build logs"].bytes) == (1, 0)
+    assert (records["package history"].files, records["package history"].bytes) == (1, 0)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import buildah
 from .errors import UserError
+from .layercommit import commit_layers, split_root
 from .layers import plan_layers
 from .merge import plan
 from .packagers.base import InstalledPackage, Resolution, packager_for, tail
@@ -28,7 +29,7 @@ from .pkgcache import deb_file_name, private_cache
 from .recipe import Recipe
 from .sbom import MANIFEST_PATH, SBOM_PATH, digest, manifest, spdx, to_json
 from .servicetable import TABLE_PATH, service_table_text, template_target
-from .strip import apply_strip, strip_rules
+from .strip import apply_strip, remove_build_cache, strip_rules
 
 INIT_SOURCE = Path(__file__).parent / "init"
 INIT_LIB = "/usr/lib/monoimage"
@@ -44,7 +45,7 @@ HEALTH_CMD = (INIT_LAUNCHER, "health")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TEMP_PREFIX = "localhost/monoimage-tmp-"
 CONTAINER_PREFIX = "monoimage-build-"
-STAGES = ("resolve", "rootfs", "strip", "init", "manifest", "config", "commit")
+STAGES = ("resolve", "rootfs", "strip", "init", "manifest", "layers", "config", "commit")
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,16 @@ class StageEvent:
 
 
 @dataclass(frozen=True)
+class LayerSummary:
+    """One layer of the built image: its plan name, the packages whose files it holds, and the
+    bytes of its regular files."""
+
+    name: str
+    packages: tuple[str, ...]
+    bytes: int
+
+
+@dataclass(frozen=True)
 class BuildResult:
     reference: str
     image_id: str
@@ -82,6 +93,7 @@ class BuildResult:
     sbom_path: Path
     manifest_digest: str
     stage_seconds: tuple[tuple[str, float], ...]
+    layers: tuple[LayerSummary, ...] = ()  # bottom first
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -91,6 +103,8 @@ class BuildResult:
             "stripped_bytes": self.stripped_bytes, "manifest": str(self.manifest_path),
             "sbom": str(self.sbom_path), "manifest_digest": self.manifest_digest,
             "stages": dict(self.stage_seconds),
+            "layers": [{"name": x.name, "packages": list(x.packages), "bytes": x.bytes}
+                       for x in self.layers],
         }
 
 
@@ -136,9 +150,11 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
 
     token = options.build_id
     temporary = f"{TEMP_PREFIX}{token}"
-    container = buildah.from_scratch(f"{CONTAINER_PREFIX}{token}")
+    containers = [buildah.from_scratch(f"{CONTAINER_PREFIX}{token}")]
+    images: list[str] = []
     try:
-        root = buildah.mount(container)
+        staging = containers[0]
+        root = buildah.mount(staging)
         with timer.stage("rootfs") as note:
             # A private copy of the shared cache: concurrent builds never write one folder.
             with private_cache(options.cache_dir, token,
@@ -152,6 +168,8 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
             if recipe.strip.packages:
                 packager.remove(root, recipe.strip.packages)
             stripped = apply_strip(root, strip_rules(recipe))
+            leaked = remove_build_cache(root, options.cache_dir)
+            stripped += (leaked,) if leaked else ()
             installed = packager.list_installed(root)
             note(f"{_mib(sum(s.bytes for s in stripped))} removed")
         with timer.stage("init") as note:
@@ -169,19 +187,35 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
             _write(root, SBOM_PATH, sbom_text, 0o644)
             rootfs_bytes = _tree_bytes(root)
             note(f"{_mib(rootfs_bytes)} image root")
+        if recipe.layering.policy == "single":
+            top = staging
+            layers: tuple[LayerSummary, ...] = (
+                LayerSummary("rootfs", tuple(p.name for p in installed), rootfs_bytes),)
+        else:
+            with timer.stage("layers") as note:
+                _plan, planned = split_root(root, recipe, resolution, installed, is_init_path(
+                    recipe))
+                top = commit_layers(root, planned, container=f"{CONTAINER_PREFIX}{token}-layer",
+                                    image=f"{TEMP_PREFIX}{token}-layer",
+                                    timestamp=options.source_date_epoch,
+                                    image_format=options.image_format, containers=containers,
+                                    images=images)
+                layers = tuple(LayerSummary(x.name, x.packages, x.bytes) for x in planned)
+                note(f"{len(planned)} layers")
         with timer.stage("config"):
-            buildah.umount(container)
-            buildah.configure(container, image_config(recipe, options, manifest_digest))
+            if top == staging:
+                buildah.umount(staging)
+            buildah.configure(top, image_config(recipe, options, manifest_digest))
         with timer.stage("commit") as note:
-            image_id = buildah.commit(container, temporary,
-                                      timestamp=options.source_date_epoch,
-                                      image_format=options.image_format)
+            image_id = buildah.commit(top, temporary, timestamp=options.source_date_epoch,
+                                      image_format=options.image_format,
+                                      squash=recipe.layering.policy == "single")
+            images.append(temporary)
             buildah.tag(temporary, reference)
-            buildah.remove_image(temporary)
             image_digest = str(buildah.inspect_image(reference).get("FromImageDigest", ""))
             note(f"{reference} {image_id[:12]}")
     finally:
-        _cleanup(container, temporary)
+        _cleanup(containers, images)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / "manifest.json"
@@ -194,7 +228,7 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
         download_bytes=resolution.download_size, installed_bytes=resolution.installed_size,
         stripped_bytes=sum(s.bytes for s in stripped), manifest_path=manifest_path,
         sbom_path=sbom_path, manifest_digest=manifest_digest,
-        stage_seconds=tuple(timer.seconds.items()))
+        stage_seconds=tuple(timer.seconds.items()), layers=layers)
 
 
 def image_config(recipe: Recipe, options: BuildOptions, manifest_digest: str
@@ -246,6 +280,18 @@ def runtime_labels(recipe: Recipe) -> dict[str, str]:
     if owners:
         labels["io.monoimage.service-ports"] = owners
     return labels
+
+
+def init_paths(recipe: Recipe) -> tuple[str, ...]:
+    """What `add_init` writes: the init's folder (a tree), launcher, table, template links."""
+    links = tuple(t.dest for s in recipe.services for t in s.templates)
+    return (INIT_LIB, INIT_LAUNCHER, TABLE_PATH, *links)
+
+
+def is_init_path(recipe: Recipe) -> Callable[[str], bool]:
+    """Whether a path of the image belongs to the top (init) layer."""
+    roots = init_paths(recipe)
+    return lambda path: any(path == r or path.startswith(r + "/") for r in roots)
 
 
 def add_init(root: Path, recipe: Recipe) -> None:
@@ -307,25 +353,26 @@ def _check_installed(resolution: Resolution, installed: tuple[InstalledPackage, 
                         f"missing {lacking}")
 
 
-def _cleanup(container: str, temporary: str) -> None:
-    """Remove the working container and the temporary image name, whatever happened.
+def _cleanup(containers: list[str], images: list[str]) -> None:
+    """Remove the working containers and temporary image names, whatever happened.
 
-    A second Ctrl-C during cleanup would leave exactly what cleanup exists to remove: ignored.
+    Images go top first (a name, not the layers the tagged image still uses). A second Ctrl-C
+    during cleanup would leave exactly what cleanup exists to remove: ignored.
     """
     try:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ValueError:  # not the main thread: signals are not ours to manage
         previous = None
     try:
-        _remove(container, temporary)
+        _remove(containers, images)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
 
 
-def _remove(container: str, temporary: str) -> None:
-    for action, target in ((buildah.remove_container, container),
-                           (buildah.remove_image, temporary)):
+def _remove(containers: list[str], images: list[str]) -> None:
+    for action, target in ([(buildah.remove_container, c) for c in reversed(containers)]
+                           + [(buildah.remove_image, i) for i in reversed(images)]):
         try:
             action(target)
         except buildah.BuildahError:

@@ -67,6 +67,27 @@ def from_scratch(name: str) -> str:
     return buildah("from", "--name", name, "scratch").strip()
 
 
+def from_image(name: str, image: str) -> str:
+    """A new working container over a local image (never pulled); returns its name."""
+    return buildah("from", "--name", name, "--pull-never", image).strip()
+
+
+BASE_ANNOTATIONS = ("org.opencontainers.image.base.name",
+                    "org.opencontainers.image.base.digest")
+
+
+def forget_base(container: str) -> None:
+    """Drop the annotations naming the image a container was made from.
+
+    `buildah commit` writes the base image's name and manifest digest into the new image's
+    manifest; a temporary base's name (and so its digest) differs from build to build.
+    """
+    args = ["config"]
+    for key in BASE_ANNOTATIONS:
+        args += ["--annotation", f"{key}-"]
+    buildah(*args, container)
+
+
 def mount(container: str) -> Path:
     return Path(buildah("mount", container).strip())
 
@@ -120,11 +141,16 @@ def configure(container: str, config: ImageConfig) -> None:
     buildah(*args, container)
 
 
-def commit(container: str, image: str, *, timestamp: int, image_format: str = "oci") -> str:
-    """Commit without history noise and at a fixed time; returns the new image id."""
+def commit(container: str, image: str, *, timestamp: int, image_format: str = "oci",
+           squash: bool = True) -> str:
+    """Commit without history noise and at a fixed time; returns the new image id.
+
+    `squash`: one layer for the whole root; without it, one new layer over the container's
+    image, holding only what the container added.
+    """
     out = buildah("commit", "--quiet", "--format", image_format, "--timestamp", str(timestamp),
-                  "--omit-history", "--identity-label=false", "--squash", "--rm=false",
-                  container, image)
+                  "--omit-history", "--identity-label=false", *(("--squash",) if squash else ()),
+                  "--rm=false", container, image)
     return out.strip().splitlines()[-1]
 
 

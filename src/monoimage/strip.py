@@ -24,6 +24,9 @@ class StripRule:
     globs: tuple[str, ...]
     keep: tuple[str, ...] = ()
     files_only: bool = False  # keep the directories (packages own them), remove their files
+    # Files whose length differs from run to run (logs with durations): counted, not weighed,
+    # so that the manifest, and with it the image, stays reproducible.
+    volatile: bool = False
 
 
 ALWAYS = (
@@ -37,7 +40,10 @@ ALWAYS = (
                                       "var/cache/apt/archives/lock")),
     StripRule("build logs", ("var/log/apt/*", "var/log/dpkg.log", "var/log/alternatives.log",
                              "var/log/bootstrap.log", "var/log/dnf*", "var/log/hawkey.log"),
-              files_only=True),
+              files_only=True, volatile=True),
+    # dnf's transaction history: an sqlite database holding the install's wall-clock times.
+    StripRule("package history", ("var/lib/dnf/history.sqlite*",), files_only=True,
+              volatile=True),
     StripRule("temporary files", ("tmp/*", "var/tmp/*")),
     StripRule("device nodes", ("dev/*",)),  # the runtime mounts its own /dev
 )
@@ -86,8 +92,31 @@ def apply_strip(root: Path, rules: tuple[StripRule, ...]) -> tuple[StripRecord, 
             else:
                 files, size = files + 1, size + path.lstat().st_size
                 path.unlink()
-        records.append(StripRecord(rule.what, files, size))
+        records.append(StripRecord(rule.what, files, 0 if rule.volatile else size))
     return tuple(records)
+
+
+def remove_build_cache(root: Path, cache_dir: Path) -> StripRecord | None:
+    """Remove what an installer left under the build host's cache path inside the image.
+
+    `dnf --installroot` writes expired_repos.json into ROOT/CACHE_DIR/dnf: a host path that
+    would also make the image differ with the cache location. Emptied parents go too, but never
+    a top-level directory of the image (/root stays). None when there was nothing.
+    """
+    relative = str(cache_dir.resolve()).strip("/")
+    path = root / relative
+    if not relative or _through_symlink(root, path) or not path.is_dir() \
+            or path.is_symlink():
+        return None
+    files = size = 0
+    for sub in _files_under(path):
+        files, size = files + 1, size + sub.lstat().st_size
+    shutil.rmtree(path)
+    parent = path.parent
+    while parent.parent != root and parent != root and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
+    return StripRecord("build cache", files, size)
 
 
 def _through_symlink(root: Path, path: Path) -> bool:
