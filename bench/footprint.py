@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
+import tarfile
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 from rich.console import Console
@@ -29,11 +32,25 @@ from monoimage.build import StageEvent, default_cache_dir, resolve
 from monoimage.chart import footprint_chart
 from monoimage.cli.footprint import footprint_json, print_footprint
 from monoimage.day2 import PackageUpdate, update_recipes
-from monoimage.estimate import APT_CALIBRATION, calibrate, compare_reports, estimate_report
+from monoimage.estimate import (
+    APT_CALIBRATION,
+    Calibration,
+    compare_reports,
+    estimate_report,
+    generates_byte_code,
+)
 from monoimage.fleet import FleetParams
 from monoimage.footprint import Strategy
-from monoimage.footprint_run import FootprintOptions, FootprintRun, remove_images, run_footprint
-from monoimage.oci import load_image
+from monoimage.footprint_run import (
+    FootprintOptions,
+    FootprintRun,
+    package_owners,
+    remove_images,
+    run_footprint,
+)
+from monoimage.layered import plan_layered
+from monoimage.oci import default_cache_dir as default_oci_cache
+from monoimage.oci import entry_from_tarinfo, load_image, open_layer_blob
 from monoimage.packagers.base import Resolution
 from monoimage.recipe_parse import load_recipe
 
@@ -69,14 +86,14 @@ def bench(path: Path, package: str, out: Path, keep: bool, console: Console) -> 
         resolution = resolve(recipe, cache_dir=cache)
         made = make_update_repository(recipe, resolution.package(package),
                                       Path(scratch) / "repo", cache_dir=cache)
+        update = PackageUpdate(package, made.version)
         options = FootprintOptions(
-            tag="bench", cache_dir=cache, out_dir=out / recipe.name,
-            update=PackageUpdate(package, made.version),
+            tag="bench", cache_dir=cache, out_dir=out / recipe.name, update=update,
             extra_repositories=(made.repository,), host_repositories=host_repositories(),
             verify=True)
         run = run_footprint(recipe, options, progress)
         try:
-            after = resolve(update_recipes(recipe, resolution, options.update,
+            after = resolve(update_recipes(recipe, resolution, update,
                                            options.extra_repositories,
                                            options.host_repositories).after, cache_dir=cache)
             report(run, after, options, out / recipe.name, console,
@@ -107,17 +124,85 @@ def report(run: FootprintRun, after_resolution: Resolution, options: FootprintOp
     console.print(table)
     images = [Strategy(s.name, tuple(load_image(ref, options.oci_cache)
                                      for ref in s.references)) for s in run.images]
-    measured = calibrate(run.resolution, services, images, run.recipe.name)
-    console.print(f"constants measured on {run.recipe.name}: K={measured.layer_per_download} "
-                  f"U={measured.disk_per_installed} "
-                  f"DB_GZ={measured.database_gz_per_package} B/package "
-                  f"DB_DISK={measured.database_disk_per_package} B/package "
-                  f"META={measured.image_metadata} B/image")
+    measured = measure_calibration(run, services, images, options.oci_cache)
+    console.print(f"estimate constants measured on {run.recipe.name}: "
+                  + ", ".join(f"{k}={v}" for k, v in measured.as_json().items()
+                              if k != "source"))
     console.print(f"{len(run.resolution.packages)} packages, "
                   f"{run.resolution.download_size / 1e6:,.1f} MB download, "
                   f"{run.resolution.installed_size / 2**20:,.1f} MiB installed; "
                   f"bench took {seconds / 60:.1f} min; figures in {out}")
 
+
+def measure_calibration(run: FootprintRun, services: list[str], images: list[Strategy],
+                        oci_cache: Path | None) -> Calibration:
+    """The estimate's constants, measured on this run's images (how APT_CALIBRATION was made).
+
+    The golden image's one layer is read file by file and split by owner (dpkg's file lists):
+    files of Python packages and the byte code compiled at install (`__pycache__`), files of
+    other packages, and files of no package (the package database, ld.so.cache, …). Each
+    class is gzipped on its own and the three compressed sizes scaled to add up to the real
+    blob. K, U per class: those bytes over the packages' ΣD, ΣI; ROOT_DB per package. DB_DISK:
+    the files of no package (byte code aside) in a child's layer, per package the image holds,
+    the median over the children that install something (a median: a few children also ship
+    files a trigger generated, such as udev's 13 MB hwdb.bin); DB_GZ: DB_DISK compressed as the
+    golden image's files of no package compress. META: mean manifest + config bytes.
+    """
+    family = run.recipe.distro.packager
+    golden_ref = run.images[0].references[0]
+    layer = images[0].images[0].layers[0]
+    owner = package_owners(golden_ref, family)
+    python = {p.name for p in run.resolution.packages if generates_byte_code(p, family)}
+    raw = {k: 0 for k in ("python", "other", "none")}
+    packed = {k: zlib.compressobj(6, zlib.DEFLATED, 31) for k in raw}
+    gz = {k: 0 for k in raw}
+    blob = (oci_cache or default_oci_cache()) / "layout" / "blobs" / "sha256"
+    with open_layer_blob(blob / layer.blob.digest.removeprefix("sha256:"),
+                         layer.blob.media_type) as stream, tarfile.open(fileobj=stream,
+                                                                         mode="r|") as tar:
+        for member in tar:
+            if not member.isreg():
+                continue
+            path = entry_from_tarinfo(member).path
+            who = owner(path)
+            kind = ("python" if who in python or (who is None and "/__pycache__/" in path)
+                    else "none" if who is None else "other")
+            content = tar.extractfile(member)
+            data = content.read() if content else b""
+            raw[kind] += len(data)
+            gz[kind] += len(packed[kind].compress(data))
+    for kind in raw:
+        gz[kind] += len(packed[kind].flush())
+    scale = layer.blob.size / sum(gz.values())
+    packages = run.resolution.packages
+    py = [p for p in packages if p.name in python]
+    other = [p for p in packages if p.name not in python]
+
+    def ratio(value: float, total: int) -> float:
+        return round(value / total, 3) if total else 0.0
+
+    k = ratio(gz["other"] * scale, sum(p.download_size for p in other))
+    u = ratio(raw["other"], sum(p.installed_size for p in other))
+    k_py = ratio(gz["python"] * scale, sum(p.download_size for p in py))
+    u_py = ratio(raw["python"], sum(p.installed_size for p in py))
+    root_gz, root_disk = gz["none"] * scale, raw["none"]
+    per_held = []
+    for strategy in images[1:]:
+        plan = plan_layered(run.resolution, services, strategy.name)  # type: ignore[arg-type]
+        for child, image in zip(plan.children, strategy.images[1:], strict=True):
+            if child.packages:
+                database = sum(f.size for f in image.layers[-1].files
+                               if f.kind == "file" and owner(f.path) is None
+                               and "/__pycache__/" not in f.path)
+                per_held.append(database / (len(plan.base) + len(child.packages)))
+    child_disk = statistics.median(per_held)
+    every = [image for strategy in images for image in strategy.images]
+    return Calibration(
+        k, u, k_py, u_py, round(root_gz / len(packages)), round(root_disk / len(packages)),
+        database_gz_per_package=round(child_disk * root_gz / root_disk),
+        database_disk_per_package=round(child_disk),
+        image_metadata=round(sum(i.manifest.size + i.config.size for i in every) / len(every)),
+        source=run.recipe.name)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -21,6 +21,8 @@ from monoimage.versions import Family
 
 # Round constants so that every figure can be worked out by hand.
 CAL = Calibration(layer_per_download=2.0, disk_per_installed=0.5,
+                  python_layer_per_download=4.0, python_disk_per_installed=1.0,
+                  root_database_gz_per_package=5, root_database_disk_per_package=50,
                   database_gz_per_package=10, database_disk_per_package=100,
                   image_metadata=1_000, source="test")
 
@@ -59,23 +61,41 @@ def test_golden_image_is_one_layer_of_every_package() -> None:
     golden = predicted_strategies(DAY1, SERVICES, CAL)[0]
     assert golden.name == "monoimage" and len(golden.images) == 1
     layer = golden.images[0].layers[0]
-    assert layer.blob.size == 2 * 15_000  # K × ΣD
-    assert layer.uncompressed_size == 0.5 * 60_000  # U × ΣI
+    assert layer.blob.size == 2 * 15_000 + 5 * 5  # K × ΣD + ROOT_DB_GZ × N
+    assert layer.uncompressed_size == 0.5 * 60_000 + 50 * 5  # U × ΣI + ROOT_DB_DISK × N
 
 
 def test_kolla_style_ships_the_shared_library_in_each_child_that_needs_it() -> None:
     report = estimate_report(RECIPE, DAY1, None, CAL)
     kolla = figures(report, "kolla-style")
-    # base: libc (20,000); web, mqtt: libshared + own = 6,000 + 10 × 3 held packages;
+    # base: libc (20,000 + 5); web, mqtt: libshared + own = 6,000 + 10 × 3 held packages;
     # dns: 2,000 + 10 × 2; four images' metadata
-    assert kolla.first_deploy.bytes == 20_000 + 2 * (6_000 + 30) + (2_000 + 20) + 4 * 1_000
+    assert kolla.first_deploy.bytes == 20_005 + 2 * (6_000 + 30) + (2_000 + 20) + 4 * 1_000
     # duplicated: libshared's files once too many (4,000), the rewritten database in each
-    # child beside the base's: copies of 100 (base), 300, 300, 200 → all but the largest
-    assert kolla.duplicated_bytes == 4_000 + (100 + 300 + 200)
+    # child beside the base's: copies of 50 (base), 300, 300, 200 → all but the largest
+    assert kolla.duplicated_bytes == 4_000 + (50 + 300 + 200)
     shared = figures(report, "shared-base")
     assert shared.first_deploy.bytes < kolla.first_deploy.bytes
-    assert shared.duplicated_bytes == 200 + 300 + 300  # databases only (base holds 2 pkgs)
+    assert shared.duplicated_bytes == 100 + 300 + 300  # databases only (base holds 2 pkgs)
     assert figures(report, "monoimage").duplicated_bytes == 0
+
+
+def test_a_child_that_installs_nothing_ships_no_database_copy() -> None:
+    # both services need only libshared: shared-base puts it in the base, children are empty
+    both = resolution(pkg("libc", base=True), pkg("libshared", "1", "libc", by=("a", "b")))
+    shared = next(s for s in predicted_strategies(both, ("a", "b"), CAL)
+                  if s.name == "shared-base")
+    for child in shared.images[1:]:
+        assert child.layers[-1].blob.size == 0 and child.layers[-1].files == ()
+
+
+def test_python_packages_count_their_byte_code_on_apt_only() -> None:
+    python = resolution(pkg("python3-yaml", download=1_000, installed=4_000))
+    layer = predicted_strategies(python, (), CAL)[0].images[0].layers[0]
+    assert layer.blob.size == 4 * 1_000 + 5 and layer.uncompressed_size == 4_000 + 50
+    rpm = Resolution(Family.DNF, "39", "x86_64", python.packages)
+    layer = predicted_strategies(rpm, (), CAL)[0].images[0].layers[0]
+    assert layer.blob.size == 2 * 1_000 + 5  # rpm ships its byte code in the package
 
 
 def test_day2_of_a_child_library_changes_the_children_that_ship_it() -> None:

@@ -6,17 +6,22 @@ installed size I. Each strategy's images are predicted layer by layer, as the bu
 
 - a layer that installs packages into an empty root (the golden image, a base) compresses to
   K × ΣD and unpacks to U × ΣI: the same files, gzip instead of the packages' own compression,
-  minus what the strip rules remove, plus the package database;
-- a child layer installs its packages on top of the base, K × ΣD and U × ΣI of them, and also
-  rewrites the package database of the whole image (dpkg's status, its file lists, debconf's
-  templates; rpm's sqlite database): DB_GZ × N compressed and DB_DISK × N unpacked, N being
-  the packages the image holds. This is why even shared-base duplicates bytes: every child
-  ships its own copy of the database;
+  minus what the strip rules remove. On apt, Python packages (names with `python3`) get their
+  own K_PY and U_PY: Debian compiles their byte code at install time (py3compile), files that
+  no package lists and Installed-Size does not count. The layer also holds the package
+  database and other files no package owns: ROOT_DB_GZ and ROOT_DB_DISK per package;
+- a child layer installs its packages on top of the base, the same K × ΣD and U × ΣI of them,
+  and rewrites the package database of the whole image (dpkg's status and debconf's templates;
+  rpm's sqlite database): DB_GZ × N compressed and DB_DISK × N unpacked, N being the packages
+  the image holds. This is why even shared-base duplicates bytes: every child that installs
+  anything ships its own copy of the database. A child that installs nothing (its packages are
+  all in the base) holds only its service table;
 - each image adds its manifest and config (META bytes);
 - a layer's digest is predicted from what it holds (its packages and versions, and for a child
   its base's), so a day-2 resolution changes exactly the layers a rebuild would change.
 
-The constants are measured, not fitted to the figure a test checks: see `APT_CALIBRATION`.
+The constants are measured on real images, not fitted to the figure a test checks: see
+`APT_CALIBRATION` and bench/footprint.py, which measures them.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from .layered import STRATEGIES, plan_layered
 from .oci import MEDIA_OCI_MANIFEST, Blob, FileEntry, Image, Layer
 from .packagers.base import Resolution, ResolvedPackage
 from .recipe import Recipe
+from .versions import Family
 
 _GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 _CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -48,23 +54,41 @@ class Calibration:
 
     layer_per_download: float  # K: compressed layer bytes per package download byte
     disk_per_installed: float  # U: unpacked layer bytes per installed byte
-    database_gz_per_package: float  # DB_GZ: a child's rewritten database, compressed
-    database_disk_per_package: float  # DB_DISK: the same, unpacked
+    python_layer_per_download: float  # K_PY: the same for apt's Python packages, byte code in
+    python_disk_per_installed: float  # U_PY
+    root_database_gz_per_package: float  # ROOT_DB_GZ: files no package owns, per package
+    root_database_disk_per_package: float  # ROOT_DB_DISK
+    database_gz_per_package: float  # DB_GZ: a child's rewritten database, per package held
+    database_disk_per_package: float  # DB_DISK
     image_metadata: int  # META: manifest + config bytes per image
     source: str
 
     def as_json(self) -> dict[str, object]:
         return {"layer_per_download": self.layer_per_download,
                 "disk_per_installed": self.disk_per_installed,
+                "python_layer_per_download": self.python_layer_per_download,
+                "python_disk_per_installed": self.python_disk_per_installed,
+                "root_database_gz_per_package": self.root_database_gz_per_package,
+                "root_database_disk_per_package": self.root_database_disk_per_package,
                 "database_gz_per_package": self.database_gz_per_package,
                 "database_disk_per_package": self.database_disk_per_package,
                 "image_metadata": self.image_metadata, "source": self.source}
 
 
+# Measured by bench/footprint.py on edge-compute's images (Debian 12, 641 packages, gzip
+# layers as skopeo writes them); edge-lite, which the tests check the estimate against, was
+# not used. The same constants measured on edge-lite differ by 3-7% for K and U.
 APT_CALIBRATION = Calibration(
-    layer_per_download=1.12, disk_per_installed=0.80,
-    database_gz_per_package=2_500, database_disk_per_package=10_500, image_metadata=2_500,
-    source="placeholder")
+    layer_per_download=1.097, disk_per_installed=0.787,
+    python_layer_per_download=2.747, python_disk_per_installed=1.670,
+    root_database_gz_per_package=9_337, root_database_disk_per_package=45_486,
+    database_gz_per_package=1_650, database_disk_per_package=8_039, image_metadata=2_473,
+    source="measured on edge-compute (bench/footprint.py)")
+
+
+def generates_byte_code(package: ResolvedPackage, family: Family) -> bool:
+    """Whether installing the package compiles Python byte code no package lists (apt)."""
+    return family is Family.APT and "python3" in package.name
 
 
 @dataclass(frozen=True)
@@ -120,48 +144,69 @@ def estimate_report(recipe: Recipe, resolution: Resolution, after: Resolution | 
 def predicted_strategies(resolution: Resolution, services: Sequence[str],
                          calibration: Calibration) -> list[Strategy]:
     """monoimage and both layered strategies as predicted images (pure)."""
-    golden = _image("monoimage", [_root_layer(resolution.packages, calibration)],
-                    calibration)
+    sizes = _Sizes(calibration, resolution.family)
+    golden = _image("monoimage", [sizes.root_layer(resolution.packages)], calibration)
     strategies = [Strategy(MONOIMAGE, (golden,))]
     for name in STRATEGIES:
         plan = plan_layered(resolution, services, name)
-        base_layer = _root_layer(plan.base, calibration)
+        base_layer = sizes.root_layer(plan.base)
         images = [_image(f"{name} base", [base_layer], calibration)]
         for child in plan.children:
-            layer = _child_layer(base_layer, child.packages, len(plan.base), calibration)
+            layer = sizes.child_layer(base_layer, child.packages, len(plan.base))
             images.append(_image(f"{name} {child.service}", [base_layer, layer], calibration))
         strategies.append(Strategy(name, tuple(images)))
     return strategies
 
 
-def _root_layer(packages: Sequence[ResolvedPackage], cal: Calibration) -> Layer:
-    # K and U, measured on whole images, already hold the database: it is listed (a child's
-    # copy duplicates it) but not added to the sizes.
-    database = FileEntry(DATABASE_PATH, round(cal.database_disk_per_package * len(packages)),
-                         "file", _digest(f"db\n{_pins(packages)}"))
-    files = [_package_file(p, cal) for p in packages]
-    size = round(cal.layer_per_download * sum(p.download_size for p in packages))
-    unpacked = sum(f.size for f in files)
-    return _layer(f"root\n{_pins(packages)}", size, unpacked, [*files, database])
+def estimate_layer_sizes(calibration: Calibration, family: Family,
+                         packages: Sequence[ResolvedPackage]) -> tuple[float, float]:
+    """(compressed, unpacked) bytes of these packages' files alone, as predicted."""
+    sizes = _Sizes(calibration, family)
+    return (sizes.compressed(packages),
+            float(sum(sizes.package_file(p).size for p in packages)))
 
 
-def _child_layer(base: Layer, packages: Sequence[ResolvedPackage], base_count: int,
-                 cal: Calibration) -> Layer:
-    held = base_count + len(packages)
-    files = [_package_file(p, cal) for p in packages]
-    database = FileEntry(DATABASE_PATH, round(cal.database_disk_per_package * held), "file",
-                         _digest(f"db\n{base.diff_id}\n{_pins(packages)}"))
-    size = round(cal.layer_per_download * sum(p.download_size for p in packages)
-                 + cal.database_gz_per_package * held)
-    return _layer(f"child\n{base.diff_id}\n{_pins(packages)}", size,
-                  sum(f.size for f in files) + database.size, [*files, database])
+@dataclass(frozen=True)
+class _Sizes:
+    """Predicted sizes of layers, under one calibration and packager family."""
 
+    cal: Calibration
+    family: Family
 
-def _package_file(package: ResolvedPackage, cal: Calibration) -> FileEntry:
-    """One package's files, as a single predicted file (same version, same content)."""
-    return FileEntry(PACKAGE_PREFIX + package.name,
-                     round(cal.disk_per_installed * package.installed_size), "file",
-                     _digest(f"{package.name}={package.version}"))
+    def compressed(self, packages: Sequence[ResolvedPackage]) -> float:
+        return sum(p.download_size * (self.cal.python_layer_per_download
+                                      if generates_byte_code(p, self.family)
+                                      else self.cal.layer_per_download) for p in packages)
+
+    def package_file(self, package: ResolvedPackage) -> FileEntry:
+        """One package's files (and byte code) as a single predicted file."""
+        ratio = (self.cal.python_disk_per_installed if generates_byte_code(package, self.family)
+                 else self.cal.disk_per_installed)
+        return FileEntry(PACKAGE_PREFIX + package.name, round(ratio * package.installed_size),
+                         "file", _digest(f"{package.name}={package.version}"))
+
+    def root_layer(self, packages: Sequence[ResolvedPackage]) -> Layer:
+        count = len(packages)
+        database = FileEntry(DATABASE_PATH, round(self.cal.root_database_disk_per_package
+                                                  * count), "file",
+                             _digest(f"db\n{_pins(packages)}"))
+        files = [self.package_file(p) for p in packages]
+        size = self.compressed(packages) + self.cal.root_database_gz_per_package * count
+        return _layer(f"root\n{_pins(packages)}", round(size),
+                      sum(f.size for f in files) + database.size, [*files, database])
+
+    def child_layer(self, base: Layer, packages: Sequence[ResolvedPackage], base_count: int
+                    ) -> Layer:
+        files = [self.package_file(p) for p in packages]
+        size = self.compressed(packages)
+        if packages:  # installing rewrites the whole image's package database
+            held = base_count + len(packages)
+            files.append(FileEntry(DATABASE_PATH,
+                                   round(self.cal.database_disk_per_package * held), "file",
+                                   _digest(f"db\n{base.diff_id}\n{_pins(packages)}")))
+            size += self.cal.database_gz_per_package * held
+        return _layer(f"child\n{base.diff_id}\n{_pins(packages)}", round(size),
+                      sum(f.size for f in files), files)
 
 
 def _layer(key: str, size: int, unpacked: int, files: Iterable[FileEntry]) -> Layer:
@@ -224,31 +269,3 @@ def compare_reports(estimated: FootprintReport, measured: FootprintReport
         checks += [EstimateCheck(real.name, figure, e, m) for figure, e, m in pairs]
     return tuple(checks)
 
-
-def calibrate(resolution: Resolution, services: Sequence[str],
-              measured: Sequence[Strategy], source: str) -> Calibration:
-    """The constants, measured on built images of `resolution` (monoimage, then layered).
-
-    K and U come from the golden image (one layer installed into an empty root); DB_GZ and
-    DB_DISK from the children: what their layers hold beyond K × ΣD (and U × ΣI) of their own
-    packages, per package the image holds; META is the images' mean manifest + config size.
-    """
-    by_name = {s.name: s for s in measured}
-    golden = by_name[MONOIMAGE].images[0].layers[0]
-    k = golden.blob.size / max(1, resolution.download_size)
-    u = golden.uncompressed_size / max(1, resolution.installed_size)
-    extra_gz = extra_disk = held = 0.0
-    for name in STRATEGIES:
-        plan = plan_layered(resolution, services, name)
-        for child, image in zip(plan.children, by_name[name].images[1:], strict=True):
-            layer = image.layers[-1]
-            extra_gz += layer.blob.size - k * sum(p.download_size for p in child.packages)
-            extra_disk += layer.uncompressed_size - u * sum(p.installed_size
-                                                            for p in child.packages)
-            held += len(plan.base) + len(child.packages)
-    images = [image for s in measured for image in s.images]
-    meta = sum(i.manifest.size + i.config.size for i in images) / max(1, len(images))
-    return Calibration(layer_per_download=round(k, 3), disk_per_installed=round(u, 3),
-                       database_gz_per_package=round(extra_gz / max(1.0, held)),
-                       database_disk_per_package=round(extra_disk / max(1.0, held)),
-                       image_metadata=round(meta), source=source)
