@@ -157,8 +157,10 @@ def test_the_image_gives_boot_the_same_spec_as_the_recipe():
     """One source of truth: what the build writes into the image is enough to run it as the
     recipe says (given the labels the run profile asks for)."""
     recipe = edge_recipe()
-    from_image, notes = recipe_from_image("localhost/edge-lite:latest",
-                                          image_inspect_of(recipe, full_labels(recipe)),
+    inspect = image_inspect_of(recipe)
+    assert {k: inspect["Config"]["Labels"][k] for k in full_labels(recipe)} == \
+        full_labels(recipe)                              # the build writes exactly these
+    from_image, notes = recipe_from_image("localhost/edge-lite:latest", inspect,
                                           service_table_text(recipe))
     assert notes == []
     assert container_spec(from_image) == container_spec(recipe)
@@ -167,8 +169,12 @@ def test_the_image_gives_boot_the_same_spec_as_the_recipe():
 
 
 def test_without_run_labels_boot_guesses_and_says_so():
+    """An image built before the build wrote the run labels: boot guesses and says so."""
     recipe = edge_recipe()
-    from_image, notes = recipe_from_image("localhost/edge-lite:latest", image_inspect_of(recipe),
+    inspect = image_inspect_of(recipe)
+    for label in (LABEL_SERVICE_PORTS, LABEL_MEMORY, LABEL_PIDS_LIMIT, LABEL_READ_ONLY):
+        inspect["Config"]["Labels"].pop(label)
+    from_image, notes = recipe_from_image("localhost/edge-lite:latest", inspect,
                                           service_table_text(recipe))
     assert from_image.ports == recipe.ports             # every exposed port is published
     assert from_image.capabilities == recipe.capabilities
