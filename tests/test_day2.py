@@ -108,7 +108,10 @@ def test_extra_repositories_go_beside_the_hosts_own_when_the_recipe_names_none()
     recipes = update_recipes(RECIPE, RESOLUTION, PackageUpdate("libkrb5-3", "1.21"),
                              extra=(extra,), host_repositories=(host,))
     assert recipes.after.distro.repositories == (host, extra)
-    assert recipes.before.distro.repositories == ()  # day 1 does not see the update
+    # configured on day 1 too (a build writes its sources into the image), where the pin
+    # keeps the older version
+    assert recipes.before.distro.repositories == (host, extra)
+    assert requests_of(recipes.before, "libkrb5-3") == {"web": "< 1.21", "mqtt": "< 1.21"}
 
 
 def test_version_changes_lists_changed_added_and_removed_packages() -> None:

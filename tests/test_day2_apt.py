@@ -1,10 +1,11 @@
 """Day 2 on the apt path, for real: a stand-in security update of a library three edge-lite
-services share (libkrb5-3: chrony, mosquitto, nginx), re-versioned with dpkg-deb and published
+services share (libtirpc3: chrony, mosquitto, nginx), re-versioned with dpkg-deb and published
 in a local, signed apt-ftparchive repository beside the host's own sources.
 
-The kolla-style comparator is rebuilt on top of edge-lite's session build (about a minute):
-the base and the four services that do not ship the library must come out bit for bit the same
-(same digests, nothing to pull); the three that ship it get a new layer each.
+The kolla-style comparator of edge-lite is built for day 1 and day 2, both with the update
+repository configured (about two minutes): the base and the four services that do not ship
+the library must come out bit for bit the same (same digests, nothing to pull); the three that
+ship it get a new layer each.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from monoimage.packagers.apt import AptPackager
 from monoimage.recipe_parse import load_recipe
 
 pytestmark = pytest.mark.build
-LIBRARY = "libkrb5-3"
+LIBRARY = "libtirpc3"
 
 
 @pytest.fixture(scope="session")
@@ -61,30 +62,34 @@ def test_kolla_style_day2_rebuilds_only_the_children_that_ship_the_library(
                                   cache_dir=cache)
     recipes = update_recipes(recipe, run.resolution, PackageUpdate(LIBRARY, made.version),
                              extra=(made.repository,), host_repositories=host_repositories())
-    after = resolve(recipes.after, cache_dir=cache)
-    assert [(c.name, c.after) for c in version_changes(run.resolution, after)] == \
+    before, after = (resolve(r, cache_dir=cache) for r in (recipes.before, recipes.after))
+    assert before.package(LIBRARY).version == run.resolution.package(LIBRARY).version
+    assert [(c.name, c.after) for c in version_changes(before, after)] == \
         [(LIBRARY, made.version)]
-    before_refs = next(s.references for s in run.images if s.name == "kolla-style")
-    rebuilt = build_layered(recipes.after, after, "kolla-style",
-                            LayeredOptions(tag="t-day2", cache_dir=cache))
+    built = []
     try:
+        for day, (day_recipe, resolution) in enumerate(((recipes.before, before),
+                                                        (recipes.after, after)), 1):
+            built.append(build_layered(day_recipe, resolution, "kolla-style",
+                                       LayeredOptions(tag=f"apt-day{day}", cache_dir=cache)))
+        day1, day2_images = built
         parts = ("base", *(s.name for s in recipe.services))
-        same = {part for part, old, new in zip(parts, before_refs, rebuilt.references,
+        same = {part for part, old, new in zip(parts, day1.references, day2_images.references,
                                                strict=True)
                 if buildah.image_id(old) == buildah.image_id(new)}
         assert same == {"base", "redis", "dnsmasq", "haproxy", "node-exporter"}
 
-        with opened(dict(rebuilt.children)["nginx"]) as (_container, root):
+        with opened(dict(day2_images.children)["nginx"]) as (_container, root):
             installed = {p.name: p.version for p in AptPackager().list_installed(root)}
-            library = next((root / "usr/lib/x86_64-linux-gnu").glob("libkrb5.so.3.*"))
+            library = next((root / "usr/lib/x86_64-linux-gnu").glob("libtirpc.so.3.*"))
             assert b"monoimage stand-in security update" in library.read_bytes()[-200:]
         assert installed[LIBRARY] == made.version
 
         oci = edge_lite.folder / "oci"
-        old = Strategy("kolla-style", tuple(load_image(r, oci) for r in before_refs))
-        new = Strategy("kolla-style", tuple(load_image(r, oci) for r in rebuilt.references))
+        old = Strategy("kolla-style", tuple(load_image(r, oci) for r in day1.references))
+        new = Strategy("kolla-style", tuple(load_image(r, oci) for r in day2_images.references))
         changed = [c for c in image_changes(old, new) if c.manifest_changed]
-        assert [c.image for c in changed] == [dict(rebuilt.children)[s]
+        assert [c.image for c in changed] == [dict(day2_images.children)[s]
                                               for s in ("chrony", "mosquitto", "nginx")]
         assert all(len(c.new_layers) == 1 for c in changed)
         pull = day2(old.images, new.images)
@@ -92,4 +97,5 @@ def test_kolla_style_day2_rebuilds_only_the_children_that_ship_the_library(
         first = next(f for f in run.report.strategies if f.name == "kolla-style")
         assert pull.bytes < 0.2 * first.first_deploy.bytes
     finally:
-        remove_images(rebuilt.references)
+        for images in built:
+            remove_images(images.references)

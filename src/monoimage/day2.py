@@ -2,8 +2,8 @@
 
 `--update NAME=VERSION` means: on day 1 the site runs the newest NAME older than VERSION, on
 day 2 it runs VERSION, from the recipe's repositories plus any extra ones (a security
-repository, say). The pins ride on requesters that already need NAME, so the update changes the
-versions in the images, never which image a package lands in.
+repository, say, configured on both days). The pins ride on requesters that already need NAME,
+so the update changes the versions in the images, never which image a package lands in.
 """
 
 from __future__ import annotations
@@ -57,11 +57,14 @@ class UpdateRecipes:
 def update_recipes(recipe: Recipe, resolution: Resolution, update: PackageUpdate,
                    extra: Sequence[Repository] = (),
                    host_repositories: Sequence[Repository] = ()) -> UpdateRecipes:
-    """Day 1: NAME older than VERSION; day 2: NAME = VERSION, with the extra repositories.
+    """Day 1: NAME older than VERSION; day 2: NAME = VERSION.
 
-    `resolution` is the recipe's own; `host_repositories` are the build host's apt sources,
-    needed when the recipe names none (apt then uses only the recipe's, and the extra ones
-    must not replace the host's).
+    Extra repositories (where VERSION comes from, a security repository say) are configured on
+    both days, as a distribution's security repository is: a build writes its sources into
+    the image, so adding a repository only on day 2 would change every image. `resolution`
+    is the recipe's own; `host_repositories` are the build host's apt sources, needed when
+    the recipe names none (apt then uses only the recipe's, and the extra ones must not
+    replace the host's).
     """
     family = recipe.distro.packager
     try:
@@ -76,14 +79,16 @@ def update_recipes(recipe: Recipe, resolution: Resolution, update: PackageUpdate
     if order > 0:
         raise UserError(f"--update {update}: the recipe already resolves {update.name} "
                         f"{current.version}, newer than {update.version}")
-    requesters = _requesters(resolution, update.name)
-    before = recipe if order < 0 else _pin(recipe, requesters, update.name,
-                                           Constraint("<", update.version), "before")
-    after = _pin(recipe, requesters, update.name, Constraint("=", update.version), str(update))
+    base = recipe
     if extra:
         own = recipe.distro.repositories or tuple(host_repositories)
-        after = dataclasses.replace(after, distro=dataclasses.replace(
-            after.distro, repositories=(*own, *extra)))
+        base = dataclasses.replace(recipe, distro=dataclasses.replace(
+            recipe.distro, repositories=(*own, *extra)))
+    requesters = _requesters(resolution, update.name)
+    before = (recipe if order < 0 and not extra
+              else _pin(base, requesters, update.name, Constraint("<", update.version),
+                        "before"))
+    after = _pin(base, requesters, update.name, Constraint("=", update.version), str(update))
     return UpdateRecipes(before, after)
 
 

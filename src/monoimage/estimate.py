@@ -35,7 +35,7 @@ from .comparators import stage
 from .day2 import PackageUpdate, VersionChange, update_recipes, version_changes
 from .fleet import StrategyRollout, strategy_rollouts
 from .footprint import FootprintReport, Strategy, footprint_report
-from .footprint_run import MONOIMAGE, FootprintOptions
+from .footprint_run import MONOIMAGE, FootprintOptions, resolve_day2
 from .layered import STRATEGIES, plan_layered
 from .oci import MEDIA_OCI_MANIFEST, Blob, FileEntry, Image, Layer
 from .packagers.base import Resolution, ResolvedPackage
@@ -123,8 +123,7 @@ def estimate_footprint(recipe: Recipe, options: FootprintOptions,
             if recipes.before is not recipe:
                 resolution = resolve(recipes.before, cache_dir=options.cache_dir,
                                      with_init_python=options.with_init_python)
-            after = resolve(recipes.after, cache_dir=options.cache_dir,
-                            with_init_python=options.with_init_python)
+            after = resolve_day2(recipes.after, options)
         changes = version_changes(resolution, after)
     report = estimate_report(recipe, resolution, after, calibration)
     return Estimate(recipe, resolution, report, strategy_rollouts(report.strategies,

@@ -121,8 +121,7 @@ def run_footprint(recipe: Recipe, options: FootprintOptions,
     after_resolution = None
     if after_recipe is not None:
         with stage(report_event, "resolve day 2"):
-            after_resolution = resolve(after_recipe, cache_dir=options.cache_dir,
-                                       with_init_python=options.with_init_python)
+            after_resolution = resolve_day2(after_recipe, options)
         changed = version_changes(resolution, after_resolution)
         if not changed:
             raise UserError(f"--update {options.update}: day 2 resolves the same versions "
@@ -144,6 +143,17 @@ def run_footprint(recipe: Recipe, options: FootprintOptions,
         recipe=recipe, resolution=resolution, images=images, report=report,
         rollouts=strategy_rollouts(report.strategies, options.fleet), update=options.update,
         updated_images=updated, version_changes=changed, changes=changes, checks=checks)
+
+
+def resolve_day2(recipe: Recipe, options: FootprintOptions) -> Resolution:
+    """The day-2 resolution; a failure says which update it was resolving."""
+    try:
+        return resolve(recipe, cache_dir=options.cache_dir,
+                       with_init_python=options.with_init_python)
+    except UserError as err:
+        raise UserError(f"day 2 (--update {options.update}): {err}\n  (if other packages of "
+                        f"the closure depend on exactly the old version, as packages built "
+                        f"from one source often do, they need the update too)") from None
 
 
 def build_strategies(recipe: Recipe, resolution: Resolution, options: FootprintOptions,
