@@ -159,3 +159,6 @@ def test_update_of_a_package_outside_the_closure_is_one_clear_error(
     _code, _, _, error = _invoke(str(recipe), "--estimate", "--bandwidth", "fast",
                                 "--no-init-python", "--out-dir", str(tmp_path / "out"))
     assert isinstance(error, UserError) and "--bandwidth" in str(error)
+    _code, _, _, error = _invoke(str(recipe), "--estimate", "--repo-extra", "u=file:///srv/u",
+                                 "--no-init-python", "--out-dir", str(tmp_path / "out"))
+    assert isinstance(error, UserError) and "give --update NAME=VERSION too" in str(error)

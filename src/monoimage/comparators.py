@@ -123,11 +123,15 @@ def build_layered(recipe: Recipe, resolution: Resolution, strategy: Strategy,
     with _workspace() as work:
         with stage(report, f"{strategy} base"):
             base_tmp = _build_base(recipe, resolution, plan, options, work)
+        # apt: one private APT root (fresh lists) serves every child's install
+        apt_root = (prepare_root(recipe, options.cache_dir)
+                    if recipe.distro.packager is Family.APT
+                    and any(c.packages for c in plan.children) else None)
         children = []
         for child in plan.children:
             with stage(report, f"{strategy} {child.service}"):
                 ref = _build_child(recipe, resolution, plan, recipe.service(child.service),
-                                   child.packages, base_tmp, options, work)
+                                   child.packages, base_tmp, options, work, apt_root)
             children.append((child.service, ref))
         final = LayeredImages(
             strategy, image_reference(recipe, strategy, BASE_PART, options.tag),
@@ -162,13 +166,13 @@ def _build_base(recipe: Recipe, resolution: Resolution, plan: LayeredPlan,
 
 def _build_child(recipe: Recipe, resolution: Resolution, plan: LayeredPlan, service: Service,
                  packages: tuple[ResolvedPackage, ...], base: str, options: LayeredOptions,
-                 work: _Workspace) -> str:
+                 work: _Workspace, apt_root: AptRoot | None) -> str:
     packager = packager_for(recipe.distro.packager)
     container = work.container(base)
     root = buildah.mount(container)
     if packages:
-        if recipe.distro.packager is Family.APT:
-            _apt_install_in_container(recipe, container, root, packages, options)
+        if apt_root is not None:
+            _apt_install_in_container(recipe, apt_root, container, root, packages, options)
         else:
             subset = dataclasses.replace(resolution, packages=packages)
             packager.install(recipe, subset, root, cache_dir=options.cache_dir,
@@ -201,11 +205,10 @@ def _finish_root(recipe: Recipe, root: Path, wanted: Sequence[ResolvedPackage],
 # ---------------------------------------------------------------- apt inside a child
 
 
-def _apt_install_in_container(recipe: Recipe, container: str, root: Path,
+def _apt_install_in_container(recipe: Recipe, apt_root: AptRoot, container: str, root: Path,
                               packages: Sequence[ResolvedPackage],
                               options: LayeredOptions) -> None:
     """`apt-get install name=version…` inside the container, offline, from host-side state."""
-    apt_root = prepare_root(recipe, options.cache_dir)
     archives = options.cache_dir / "apt" / "archives"
     _fetch_debs(apt_root, archives, packages)
     mounts = {"lists": (apt_root.path / "var/lib/apt/lists", "ro"),
@@ -227,9 +230,18 @@ def _apt_install_in_container(recipe: Recipe, container: str, root: Path,
     for key, value in env.items():
         args += ["--env", f"{key}={value}"]
     try:
-        buildah.buildah(*args, container, "--", *argv)
+        # Not through buildah.buildah(): its error keeps buildah's last line only ("exit
+        # status 100"); apt's own lines say what went wrong.
+        done = subprocess.run(["buildah", *args, container, "--", *argv],
+                              env=buildah.environment(), capture_output=True, text=True,
+                              check=False, stdin=subprocess.DEVNULL)
     finally:
         _remove_mount_points(root)
+    if done.returncode != 0:
+        output = "\n".join(line for line in (done.stdout + done.stderr).splitlines()
+                           if not line.startswith(("debconf:", "W: ")))
+        raise UserError(f"apt-get install in a {recipe.name} child container failed "
+                        f"(exit {done.returncode}):\n" + tail(output, 15))
     machine_id = root / "etc/machine-id"
     if machine_id.is_file() and not machine_id.is_symlink() and machine_id.stat().st_size:
         machine_id.write_text("")  # as mmdebstrap leaves it: empty, filled at boot

@@ -93,6 +93,9 @@ def footprint_command(recipe: Path, update_spec: str | None, simulate_update: st
     out = out_dir or Path("out") / loaded.name
     if update_spec and simulate_update:
         raise UserError("--update and --simulate-update: give one of them")
+    if extra and not update_spec:
+        raise UserError("--repo-extra: the repositories a day-2 update comes from; give "
+                        "--update NAME=VERSION too")
     extra_repos = tuple(parse_repository(loaded, text, i) for i, text in enumerate(extra, 1))
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
