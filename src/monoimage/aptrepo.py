@@ -188,6 +188,9 @@ def _publish(dest: Path, arch: str) -> Path:
     key = dest / "monoimage-update.gpg"
     key.write_bytes(subprocess.run([*gpg, "--export"], check=True, capture_output=True).stdout)
     key.chmod(0o644)
+    # gpg leaves an agent running per home directory; nothing else will stop it
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False,
+                   capture_output=True)
     for folder in (dest, dest / "pool", dest / "dists", dists, dists / "main", binary):
         folder.chmod(0o755)
     return key
