@@ -386,10 +386,15 @@ class _Workspace:
         for action, targets in ((buildah.remove_container, self.containers),
                                 (buildah.remove_image, reversed(self.images))):
             for target in targets:
-                try:
-                    action(target)
-                except buildah.BuildahError:
-                    pass  # never made, or already gone
+                for attempt in range(2):
+                    try:
+                        action(target)
+                        break
+                    except buildah.BuildahError as err:
+                        if "not known" in str(err) or "unknown" in str(err):
+                            break  # never made, or already gone
+                        # an interrupted installer's last child may still be writing there
+                        time.sleep(2 * (attempt + 1))
 
 
 @contextmanager
