@@ -243,8 +243,7 @@ def print_footprint(console: Console, result: FootprintRun | Estimate,
     recipe = result.recipe
     how = "estimated from repository metadata" if estimated else "measured from OCI blobs"
     site = Table(title=f"{recipe.name}: {len(result.resolution.packages)} packages, "
-                       f"{len(recipe.services)} services — per site, {how}",
-                 caption="MB = 10^6 bytes")
+                       f"{len(recipe.services)} services — per site, {how} (MB = 10^6 bytes)")
     for column in ("strategy", "images", "blobs", "first deploy MB", "disk MB",
                    "duplicated MB", "day-2 MB"):
         site.add_column(column, justify="left" if column == "strategy" else "right")
@@ -275,8 +274,8 @@ def print_footprint(console: Console, result: FootprintRun | Estimate,
 def _fleet_table(rollouts: Sequence[StrategyRollout], fleet: FleetParams) -> Table:
     table = Table(title=f"fleet: {fleet.sites:,} sites at {fleet.site_bandwidth_bps / 1e6:g} "
                         f"Mbit/s, {fleet.rtt_s * 1000:g} ms; a regional mirror per "
-                        f"{fleet.sites_per_mirror} sites",
-                  caption="bytes over the WAN (GB = 10^9 bytes), time to roll out")
+                        f"{fleet.sites_per_mirror} sites — bytes over the WAN, rollout time "
+                        f"(GB = 10^9 bytes)")
     table.add_column("strategy")
     for column in ("first deploy", "with mirror", "day 2", "day 2, mirror"):
         table.add_column(column, justify="right")
