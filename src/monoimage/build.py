@@ -303,6 +303,11 @@ def add_init(root: Path, recipe: Recipe) -> None:
     for source in sorted(INIT_SOURCE.glob("*.py")):
         _write(root, f"{INIT_PACKAGE}/{source.name}", source.read_text(), 0o644)
     _write(root, INIT_LAUNCHER, LAUNCHER_TEXT, 0o755)
+    add_service_table(root, recipe)
+
+
+def add_service_table(root: Path, recipe: Recipe) -> None:
+    """The service table, and a link from each template's dest to where the init renders it."""
     _write(root, TABLE_PATH, service_table_text(recipe), 0o644)
     for service in recipe.services:
         for template in service.templates:

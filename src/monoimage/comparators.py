@@ -50,6 +50,7 @@ from .build import (
     TEMP_PREFIX,
     Progress,
     StageEvent,
+    add_service_table,
     default_cache_dir,
 )
 from .errors import UserError
@@ -63,7 +64,6 @@ from .packagers.base import (
     tail,
 )
 from .recipe import Recipe, Service
-from .servicetable import TABLE_PATH, service_table_text, template_target
 from .strip import StripRule, apply_strip, strip_rules
 from .versions import Family
 
@@ -179,7 +179,7 @@ def _build_child(recipe: Recipe, resolution: Resolution, plan: LayeredPlan, serv
                              source_date_epoch=options.source_date_epoch)
     wanted = tuple(sorted((*plan.base, *packages), key=lambda p: p.name))
     _finish_root(recipe, root, wanted, packager.list_installed(root) if wanted else ())
-    _add_service_table(root, _single_service_recipe(recipe, plan.strategy, service))
+    add_service_table(root, _single_service_recipe(recipe, plan.strategy, service))
     buildah.umount(container)
     buildah.configure(container, _image_config(recipe, plan.strategy, service, wanted, options))
     return work.commit(container, options.source_date_epoch)
@@ -289,21 +289,6 @@ def _add_init_program(root: Path) -> None:
     for source in sorted(INIT_SOURCE.glob("*.py")):
         _write(root, f"{INIT_PACKAGE}/{source.name}", source.read_text(), 0o644)
     _write(root, INIT_LAUNCHER, LAUNCHER_TEXT, 0o755)
-
-
-def _add_service_table(root: Path, recipe: Recipe) -> None:
-    """The service table and template links of a child (its one service)."""
-    _write(root, TABLE_PATH, service_table_text(recipe), 0o644)
-    for service in recipe.services:
-        for template in service.templates:
-            link = root / template.dest.lstrip("/")
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if link.is_symlink() or link.is_file():
-                link.unlink()
-            elif link.exists():
-                raise UserError(f"{service.source}: template dest {template.dest} is a "
-                                f"directory in the image")
-            link.symlink_to(template_target(template.dest))
 
 
 def _single_service_recipe(recipe: Recipe, strategy: Strategy, service: Service) -> Recipe:
