@@ -51,6 +51,7 @@ from .build import (
     Progress,
     StageEvent,
     add_service_table,
+    compile_init,
     default_cache_dir,
 )
 from .errors import UserError
@@ -63,17 +64,17 @@ from .packagers.base import (
     packager_for,
     tail,
 )
+from .pkgcache import APT_ARCHIVES, deb_file_name, private_cache
 from .recipe import Recipe, Service
-from .strip import StripRule, apply_strip, strip_rules
+from .strip import StripRule, apply_strip, remove_build_cache, strip_rules
 from .versions import Family
 
 BASE_PART = "base"
 # Where a child's apt sees the host-side APT state while it installs (removed before commit).
 APT_MOUNTS = "/run/monoimage-apt"
-# Installer leftovers that make a layer unreproducible. apt: what mmdebstrap removes after it
-# installed the golden image and the bases (its cleanup/run and cleanup/reproducible steps);
-# apt-get in a child leaves the same files behind. dnf: its transaction history database, which
-# records when each transaction ran.
+# What mmdebstrap removes after it installed the golden image and the bases (its cleanup/run
+# and cleanup/reproducible steps): apt-get in a child leaves the same files behind. (dnf needs
+# nothing beyond the strip rules, which drop its transaction history.)
 INSTALLER_CLEANUP = {
     Family.APT: (
         StripRule("installer leftovers", (
@@ -82,9 +83,7 @@ INSTALLER_CLEANUP = {
             "var/cache/ldconfig/aux-cache", "var/lib/dbus/machine-id")),
         StripRule("run leftovers", ("run/*",), keep=("run/lock",)),
     ),
-    Family.DNF: (
-        StripRule("dnf history", ("var/lib/dnf/history.sqlite*",)),
-    ),
+    Family.DNF: (),
 }
 
 
@@ -153,11 +152,13 @@ def _build_base(recipe: Recipe, resolution: Resolution, plan: LayeredPlan,
     root = buildah.mount(container)
     subset = dataclasses.replace(resolution, packages=plan.base)
     if subset.packages:
-        packager.install(recipe, subset, root, cache_dir=options.cache_dir,
-                         source_date_epoch=options.source_date_epoch)
+        with private_cache(options.cache_dir, container, _debs(subset.packages)) as cache:
+            packager.install(recipe, subset, root, cache_dir=cache,
+                             source_date_epoch=options.source_date_epoch)
     _finish_root(recipe, root, subset.packages, packager.list_installed(root)
-                 if subset.packages else ())
+                 if subset.packages else (), options)
     _add_init_program(root)
+    compile_init(root)
     buildah.umount(container)
     buildah.configure(container, _image_config(recipe, plan.strategy, None, subset.packages,
                                                options))
@@ -171,14 +172,17 @@ def _build_child(recipe: Recipe, resolution: Resolution, plan: LayeredPlan, serv
     container = work.container(base)
     root = buildah.mount(container)
     if packages:
-        if apt_root is not None:
-            _apt_install_in_container(recipe, apt_root, container, root, packages, options)
-        else:
-            subset = dataclasses.replace(resolution, packages=packages)
-            packager.install(recipe, subset, root, cache_dir=options.cache_dir,
-                             source_date_epoch=options.source_date_epoch)
+        with private_cache(options.cache_dir, container, _debs(packages)) as cache:
+            if apt_root is not None:
+                _apt_install_in_container(recipe, apt_root, container, root, packages,
+                                          cache / APT_ARCHIVES, options)
+            else:
+                subset = dataclasses.replace(resolution, packages=packages)
+                packager.install(recipe, subset, root, cache_dir=cache,
+                                 source_date_epoch=options.source_date_epoch)
     wanted = tuple(sorted((*plan.base, *packages), key=lambda p: p.name))
-    _finish_root(recipe, root, wanted, packager.list_installed(root) if wanted else ())
+    _finish_root(recipe, root, wanted, packager.list_installed(root) if wanted else (),
+                 options)
     add_service_table(root, _single_service_recipe(recipe, plan.strategy, service))
     buildah.umount(container)
     buildah.configure(container, _image_config(recipe, plan.strategy, service, wanted, options))
@@ -186,7 +190,7 @@ def _build_child(recipe: Recipe, resolution: Resolution, plan: LayeredPlan, serv
 
 
 def _finish_root(recipe: Recipe, root: Path, wanted: Sequence[ResolvedPackage],
-                 installed: Sequence[InstalledPackage]) -> None:
+                 installed: Sequence[InstalledPackage], options: LayeredOptions) -> None:
     """Check the root holds exactly `wanted`, then clean and strip it like the golden image."""
     want = {(p.name, p.version) for p in wanted}
     have = {(p.name, p.version) for p in installed}
@@ -200,16 +204,20 @@ def _finish_root(recipe: Recipe, root: Path, wanted: Sequence[ResolvedPackage],
     if build_only:
         packager_for(recipe.distro.packager).remove(root, build_only)
     apply_strip(root, INSTALLER_CLEANUP[recipe.distro.packager] + strip_rules(recipe))
+    remove_build_cache(root, options.cache_dir)
 
 
 # ---------------------------------------------------------------- apt inside a child
 
 
 def _apt_install_in_container(recipe: Recipe, apt_root: AptRoot, container: str, root: Path,
-                              packages: Sequence[ResolvedPackage],
+                              packages: Sequence[ResolvedPackage], archives: Path,
                               options: LayeredOptions) -> None:
-    """`apt-get install name=version…` inside the container, offline, from host-side state."""
-    archives = options.cache_dir / "apt" / "archives"
+    """`apt-get install name=version…` inside the container, offline, from host-side state.
+
+    `archives` is this install's private .deb cache (pkgcache.py): what it lacks is fetched
+    on the host first, and it is merged back into the shared cache after the install.
+    """
     _fetch_debs(apt_root, archives, packages)
     mounts = {"lists": (apt_root.path / "var/lib/apt/lists", "ro"),
               "sources": (apt_root.path / "etc/apt/sources.list.d", "ro"),
@@ -263,9 +271,8 @@ def _fetch_debs(apt_root: AptRoot, archives: Path, packages: Sequence[ResolvedPa
                             + tail(done.stderr or done.stdout, 15))
 
 
-def deb_file_name(package: ResolvedPackage) -> str:
-    """The file name apt gives a downloaded .deb (an epoch's ':' written as '%3a')."""
-    return f"{package.name}_{package.version.replace(':', '%3a')}_{package.arch}.deb"
+def _debs(packages: Sequence[ResolvedPackage]) -> list[str]:
+    return [deb_file_name(p) for p in packages]
 
 
 def _remove_mount_points(root: Path) -> None:
