@@ -49,7 +49,7 @@ DAY2_SUFFIX = "-day2"
 class FootprintOptions:
     """How to run the comparison; the defaults build like `monoimage build`."""
 
-    tag: str | None = None  # the tag of every image (default: the recipe's)
+    tag: str = "footprint"  # of every image; not the recipe's, so `monoimage build`'s stays
     cache_dir: Path = field(default_factory=default_cache_dir)
     out_dir: Path | None = None  # the golden build's manifest and SBOM (default ./out/NAME)
     source_date_epoch: int = 0
@@ -103,7 +103,7 @@ def run_footprint(recipe: Recipe, options: FootprintOptions,
                   progress: Progress | None = None) -> FootprintRun:
     """Build all three strategies (and their day-2 rebuilds), measure them, verify on a pull."""
     report_event = progress or (lambda event: None)
-    tag = options.tag or recipe.tag
+    tag = options.tag
     with stage(report_event, "resolve"):
         resolution = resolve(recipe, cache_dir=options.cache_dir,
                              with_init_python=options.with_init_python)

@@ -70,8 +70,9 @@ TOLERANCE = 0.01
               show_default=True, help="Sites behind one regional mirror (pull-through cache).")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Check the computed bytes against a real pull from a loopback registry.")
-@click.option("--tag", help="Tag of every image built (default: the recipe's; day 2 adds "
-                            "-day2).")
+@click.option("--tag", default="footprint", show_default=True,
+              help="Tag of every image built (day 2 adds -day2); not the recipe's own, so the "
+                   "image `monoimage build` tagged stays as it is.")
 @click.option("--cache-dir", type=click.Path(path_type=Path),
               help="Package cache kept between builds (default ~/.cache/monoimage).")
 @click.option("--source-date-epoch", type=int,
@@ -81,7 +82,7 @@ TOLERANCE = 0.01
 def footprint_command(recipe: Path, update_spec: str | None, simulate_update: str | None,
                       extra: tuple[str, ...], estimate: bool, as_json: bool,
                       chart: Path | None, out_dir: Path | None, sites: int, bandwidth: str,
-                      latency: str, sites_per_mirror: int, verify: bool, tag: str | None,
+                      latency: str, sites_per_mirror: int, verify: bool, tag: str,
                       cache_dir: Path | None, source_date_epoch: int | None,
                       no_init_python: bool) -> None:
     """Compare RECIPE's golden image with the Kolla-style and shared-base layered builds."""
