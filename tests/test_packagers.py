@@ -156,3 +156,13 @@ def test_dnf_unknown_package_and_broken_requires_are_user_errors(rpm_repo, tmp_p
     with pytest.raises(UserError, match="dnf cannot resolve"):
         resolve(dnf_recipe(broken, _service("a", "needy")), cache_dir=tmp_path,
                 with_init_python=False)
+
+
+def test_a_trusted_apt_repository_is_written_trusted() -> None:
+    """A local unsigned repository (`trusted: true`) needs apt's `Trusted: yes`."""
+    from monoimage.packagers.apt import _deb822
+    from monoimage.recipe import AptRepository
+
+    text = _deb822(AptRepository(uri="file:///srv/repo", suites=("edge",), trusted=True))
+    assert "Trusted: yes" in text.splitlines()
+    assert "Trusted" not in _deb822(AptRepository(uri="file:///srv/repo", suites=("edge",)))

@@ -194,6 +194,8 @@ def _deb822(repo: AptRepository) -> str:
              f"Components: {' '.join(repo.components)}"]
     if repo.signed_by:
         lines.append(f"Signed-By: {repo.signed_by}")
+    if repo.trusted:
+        lines.append("Trusted: yes")
     return "\n".join(lines) + "\n"
 
 
