@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +24,13 @@ from .errors import UserError
 from .layercommit import commit_layers, split_root
 from .layers import plan_layers
 from .merge import plan
-from .packagers.base import InstalledPackage, Resolution, packager_for, tail
+from .packagers.base import (
+    InstalledPackage,
+    Resolution,
+    ResolvedPackage,
+    packager_for,
+    tail,
+)
 from .pkgcache import deb_file_name, private_cache
 from .recipe import Recipe
 from .sbom import MANIFEST_PATH, SBOM_PATH, digest, manifest, spdx, to_json
@@ -162,7 +168,7 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
                 packager.install(recipe, resolution, root, cache_dir=cache,
                                  source_date_epoch=options.source_date_epoch)
             installed = packager.list_installed(root)
-            _check_installed(resolution, installed)
+            check_installed(resolution.packages, installed)
             note(f"{len(installed)} packages installed")
         with timer.stage("strip") as note:
             if recipe.strip.packages:
@@ -346,16 +352,16 @@ def compile_init(root: Path) -> bool:
 _CLEAN_PYTHON_ENV = {"PATH": PATH, "PYTHONHASHSEED": "0", "LC_ALL": "C.UTF-8"}
 
 
-def _check_installed(resolution: Resolution, installed: tuple[InstalledPackage, ...]) -> None:
-    """The image must hold exactly what was resolved: same names, same versions."""
-    want = {(p.name, p.version) for p in resolution.packages}
+def check_installed(wanted: Sequence[ResolvedPackage], installed: Sequence[InstalledPackage],
+                    *, what: str = "the installed packages") -> None:
+    """A root must hold exactly what was resolved for it: same names, same versions."""
+    want = {(p.name, p.version) for p in wanted}
     have = {(p.name, p.version) for p in installed}
     if want != have:
         extra = ", ".join(f"{n}={v}" for n, v in sorted(have - want)) or "none"
         lacking = ", ".join(f"{n}={v}" for n, v in sorted(want - have)) or "none"
-        raise UserError(f"the installed packages differ from the resolution (did the "
-                        f"repositories change during the build?): extra {extra}; "
-                        f"missing {lacking}")
+        raise UserError(f"{what} differ from the resolution (did the repositories change "
+                        f"during the build?): extra {extra}; missing {lacking}")
 
 
 def _cleanup(containers: list[str], images: list[str]) -> None:

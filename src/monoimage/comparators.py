@@ -51,6 +51,7 @@ from .build import (
     Progress,
     StageEvent,
     add_service_table,
+    check_installed,
     compile_init,
     default_cache_dir,
 )
@@ -192,14 +193,8 @@ def _build_child(recipe: Recipe, resolution: Resolution, plan: LayeredPlan, serv
 def _finish_root(recipe: Recipe, root: Path, wanted: Sequence[ResolvedPackage],
                  installed: Sequence[InstalledPackage], options: LayeredOptions) -> None:
     """Check the root holds exactly `wanted`, then clean and strip it like the golden image."""
-    want = {(p.name, p.version) for p in wanted}
+    check_installed(wanted, installed, what="a layered image's packages")
     have = {(p.name, p.version) for p in installed}
-    if want != have:
-        extra = ", ".join(f"{n}={v}" for n, v in sorted(have - want)) or "none"
-        lacking = ", ".join(f"{n}={v}" for n, v in sorted(want - have)) or "none"
-        raise UserError(f"a layered image holds other packages than its plan (did the "
-                        f"repositories change during the build?): extra {extra}; "
-                        f"missing {lacking}")
     build_only = tuple(name for name in recipe.strip.packages if name in {n for n, _ in have})
     if build_only:
         packager_for(recipe.distro.packager).remove(root, build_only)
