@@ -31,12 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from rich.console import Console
 from rich.table import Table
 
-from monoimage import buildah
-from monoimage.build import BuildOptions, build, default_cache_dir, resolve
-from monoimage.packagers.apt import mmdebstrap_argv
-from monoimage.packagers.base import run_tool
-from monoimage.recipe_parse import load_recipe
-from monoimage.versions import Family
+from monoimage.pipeline.build import BuildOptions, build, default_cache_dir, resolve
+from monoimage.recipe.load import load_recipe
+from monoimage.recipe.versions import Family
+from monoimage.tools import buildah
+from monoimage.tools.packagers.apt import mmdebstrap_argv
+from monoimage.tools.packagers.base import run_tool
 
 REPO = Path(__file__).resolve().parents[1]
 

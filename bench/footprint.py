@@ -27,32 +27,32 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from monoimage.aptrepo import host_repositories, make_update_repository
-from monoimage.build import StageEvent, default_cache_dir, resolve
-from monoimage.chart import footprint_chart
 from monoimage.cli.footprint import footprint_json, print_footprint
-from monoimage.day2 import PackageUpdate, update_recipes
-from monoimage.estimate import (
+from monoimage.footprint.chart import footprint_chart
+from monoimage.footprint.estimate import (
     APT_CALIBRATION,
     Calibration,
     compare_reports,
     estimate_report,
     generates_byte_code,
 )
-from monoimage.fleet import FleetParams
-from monoimage.footprint import Strategy
-from monoimage.footprint_run import (
+from monoimage.footprint.figures import Strategy
+from monoimage.footprint.fleet import FleetParams
+from monoimage.pipeline.build import StageEvent, default_cache_dir, resolve
+from monoimage.pipeline.footprint import (
     FootprintOptions,
     FootprintRun,
     package_owners,
     remove_images,
     run_footprint,
 )
-from monoimage.layered import plan_layered
-from monoimage.oci import default_cache_dir as default_oci_cache
-from monoimage.oci import entry_from_tarinfo, load_image, open_layer_blob
-from monoimage.packagers.base import Resolution
-from monoimage.recipe_parse import load_recipe
+from monoimage.plan.comparator_plan import plan_layered
+from monoimage.plan.day2 import PackageUpdate, update_recipes
+from monoimage.recipe.load import load_recipe
+from monoimage.tools.packagers.base import Resolution
+from monoimage.tools.packagers.update_repository import host_repositories, make_update_repository
+from monoimage.tools.skopeo import default_cache_dir as default_oci_cache
+from monoimage.tools.skopeo import entry_from_tarinfo, load_image, open_layer_blob
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = ("recipes/edge-lite.yaml", "recipes/edge-compute.yaml")

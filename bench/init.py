@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from monoimage import podman
-from monoimage.boot import boot, read_table, recipe_from_image, wait_healthy
-from monoimage.recipe_parse import load_recipe
-from monoimage.runprofile import container_spec, podman_run_args
+from monoimage.pipeline.boot import boot, read_table, recipe_from_image, wait_healthy
+from monoimage.plan.run_profile import container_spec, podman_run_args
+from monoimage.recipe.load import load_recipe
+from monoimage.tools import podman
 
 
 def sigterm_to_exit(image: str, recipe_path: str | None) -> float:

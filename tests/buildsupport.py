@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from monoimage import buildah
-from monoimage.build import CONTAINER_PREFIX, TEMP_PREFIX
+from monoimage.pipeline.build import CONTAINER_PREFIX, TEMP_PREFIX
+from monoimage.tools import buildah
 from recipe_files import write_recipe
 
 TINY_IMAGE = """\

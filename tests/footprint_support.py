@@ -23,9 +23,14 @@ from typing import Any
 
 import pytest
 
-from monoimage import buildah
-from monoimage.footprint_run import FootprintOptions, FootprintRun, remove_images, run_footprint
-from monoimage.recipe_parse import load_recipe
+from monoimage.pipeline.footprint import (
+    FootprintOptions,
+    FootprintRun,
+    remove_images,
+    run_footprint,
+)
+from monoimage.recipe.load import load_recipe
+from monoimage.tools import buildah
 from recipe_files import write_recipe
 from rpmrepo import RpmSpec, make_rpm_repo
 

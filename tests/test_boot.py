@@ -15,7 +15,8 @@ from dataclasses import replace
 import pytest
 from click.testing import CliRunner
 
-from monoimage.boot import (
+from monoimage.cli import main
+from monoimage.pipeline.boot import (
     LABEL_MEMORY,
     LABEL_PIDS_LIMIT,
     LABEL_READ_ONLY,
@@ -33,11 +34,10 @@ from monoimage.boot import (
     recipe_from_image,
     runtime_from_labels,
 )
-from monoimage.build import BuildOptions, image_config
-from monoimage.cli import main
-from monoimage.recipe import Port
-from monoimage.runprofile import container_spec
-from monoimage.servicetable import service_table_text
+from monoimage.pipeline.build import BuildOptions, image_config
+from monoimage.plan.run_profile import container_spec
+from monoimage.plan.service_table import service_table_text
+from monoimage.recipe.model import Port
 from test_runprofile import edge_recipe, podman_env
 
 # --- probes against real sockets --------------------------------------------------------------

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from monoimage.boot import boot
-from monoimage.build import BuildOptions, build
-from monoimage.hosts import host_spec, render_site_env, render_systemd_unit
-from monoimage.recipe import Recipe
-from monoimage.recipe_parse import load_recipe
+from monoimage.hosts.render import host_spec, render_site_env, render_systemd_unit
+from monoimage.pipeline.boot import boot
+from monoimage.pipeline.build import BuildOptions, build
+from monoimage.recipe.load import load_recipe
+from monoimage.recipe.model import Recipe
 from test_hosts import unit_sections
 from test_runprofile import podman_env
 

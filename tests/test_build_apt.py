@@ -21,9 +21,10 @@ from pathlib import Path
 import pytest
 
 from buildsupport import leftovers, opened, remove_images, unique_tag, write_tiny_recipe
-from monoimage import buildah
-from monoimage.boot import LABEL_SERVICE_PORTS, runtime_from_labels, service_ports
-from monoimage.build import (
+from monoimage.errors import UserError
+from monoimage.init.table import load_table
+from monoimage.pipeline.boot import LABEL_SERVICE_PORTS, runtime_from_labels, service_ports
+from monoimage.pipeline.build import (
     CONTAINER_PREFIX,
     ENTRYPOINT,
     BuildOptions,
@@ -31,12 +32,11 @@ from monoimage.build import (
     build,
     default_cache_dir,
 )
-from monoimage.errors import UserError
-from monoimage.init.table import load_table
-from monoimage.recipe import Strip
-from monoimage.recipe_parse import load_recipe
-from monoimage.sbom import MANIFEST_PATH, SBOM_PATH
-from monoimage.servicetable import CONFIG_ROOT, TABLE_PATH
+from monoimage.plan.sbom import MANIFEST_PATH, SBOM_PATH
+from monoimage.plan.service_table import CONFIG_ROOT, TABLE_PATH
+from monoimage.recipe.load import load_recipe
+from monoimage.recipe.model import Strip
+from monoimage.tools import buildah
 
 pytestmark = pytest.mark.build
 REPO = Path(__file__).resolve().parents[1]

@@ -15,15 +15,16 @@ from pathlib import Path
 import pytest
 
 from buildsupport import leftovers, opened, remove_images, unique_tag
-from monoimage import buildah, layercommit
-from monoimage.build import BuildOptions, BuildResult, build, default_cache_dir
 from monoimage.errors import UserError
-from monoimage.layers import INIT, METADATA
-from monoimage.oci import Image, load_image
-from monoimage.ownership import rpm_listed
-from monoimage.packagers.dnf import DBPATH
-from monoimage.recipe_parse import load_recipe
-from monoimage.sbom import MANIFEST_PATH, SBOM_PATH
+from monoimage.pipeline import layer_commit as layercommit
+from monoimage.pipeline.build import BuildOptions, BuildResult, build, default_cache_dir
+from monoimage.plan.layer_plan import INIT, METADATA
+from monoimage.plan.sbom import MANIFEST_PATH, SBOM_PATH
+from monoimage.recipe.load import load_recipe
+from monoimage.tools import buildah
+from monoimage.tools.packagers.dnf import DBPATH
+from monoimage.tools.packagers.ownership import rpm_listed
+from monoimage.tools.skopeo import Image, load_image
 from recipe_files import write_recipe
 from rpmrepo import EDGE_FIXTURE, RpmSpec, make_rpm_repo
 

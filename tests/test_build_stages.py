@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from monoimage.boot import (
+from monoimage.errors import UserError
+from monoimage.pipeline.boot import (
     LABEL_MEMORY,
     LABEL_PIDS_LIMIT,
     LABEL_READ_ONLY,
@@ -16,7 +17,7 @@ from monoimage.boot import (
     runtime_from_labels,
     service_ports,
 )
-from monoimage.build import (
+from monoimage.pipeline.build import (
     ENTRYPOINT,
     HEALTH_CMD,
     LAUNCHER_TEXT,
@@ -25,8 +26,9 @@ from monoimage.build import (
     compile_init,
     image_config,
 )
-from monoimage.errors import UserError
-from monoimage.recipe import (
+from monoimage.pipeline.strip import apply_strip, remove_build_cache, strip_rules
+from monoimage.plan.service_table import TABLE_PATH
+from monoimage.recipe.model import (
     Distro,
     Port,
     Recipe,
@@ -35,9 +37,7 @@ from monoimage.recipe import (
     Strip,
     Template,
 )
-from monoimage.servicetable import TABLE_PATH
-from monoimage.strip import apply_strip, remove_build_cache, strip_rules
-from monoimage.versions import Family
+from monoimage.recipe.versions import Family
 
 
 def _recipe(**kw: object) -> Recipe:

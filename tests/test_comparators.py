@@ -21,17 +21,24 @@ from footprint_support import (
     remove_images_named,
     write_dnf_recipe,
 )
-from monoimage import buildah, comparators
-from monoimage.build import CONTAINER_PREFIX, ENTRYPOINT, INIT_LAUNCHER, TEMP_PREFIX, resolve
-from monoimage.comparators import LayeredOptions, build_layered, image_reference
 from monoimage.errors import UserError
 from monoimage.init.table import load_table
-from monoimage.layered import plan_layered
-from monoimage.oci import load_image
-from monoimage.packagers.apt import AptPackager
-from monoimage.packagers.base import ResolvedPackage
-from monoimage.recipe_parse import load_recipe
-from monoimage.servicetable import TABLE_PATH
+from monoimage.pipeline import comparators
+from monoimage.pipeline.build import (
+    CONTAINER_PREFIX,
+    ENTRYPOINT,
+    INIT_LAUNCHER,
+    TEMP_PREFIX,
+    resolve,
+)
+from monoimage.pipeline.comparators import LayeredOptions, build_layered, image_reference
+from monoimage.plan.comparator_plan import plan_layered
+from monoimage.plan.service_table import TABLE_PATH
+from monoimage.recipe.load import load_recipe
+from monoimage.tools import buildah
+from monoimage.tools.packagers.apt import AptPackager
+from monoimage.tools.packagers.base import ResolvedPackage
+from monoimage.tools.skopeo import load_image
 
 pytestmark = pytest.mark.build
 

@@ -6,20 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from monoimage.aptrepo import host_repositories, parse_source_line
-from monoimage.day2 import (
+from monoimage.errors import UserError
+from monoimage.footprint.figures import Strategy
+from monoimage.plan.day2 import (
     PackageUpdate,
     image_changes,
     parse_update,
     update_recipes,
     version_changes,
 )
-from monoimage.errors import UserError
-from monoimage.footprint import Strategy
-from monoimage.merge import plan
-from monoimage.oci import Blob, Image, Layer
-from monoimage.packagers.base import Resolution, ResolvedPackage
-from monoimage.recipe import (
+from monoimage.plan.merge import plan
+from monoimage.recipe.model import (
     AptRepository,
     Distro,
     FamilyPackages,
@@ -27,7 +24,10 @@ from monoimage.recipe import (
     Recipe,
     Service,
 )
-from monoimage.versions import Constraint, Family
+from monoimage.recipe.versions import Constraint, Family
+from monoimage.tools.packagers.base import Resolution, ResolvedPackage
+from monoimage.tools.packagers.update_repository import host_repositories, parse_source_line
+from monoimage.tools.skopeo import Blob, Image, Layer
 
 
 def pkg(name: str, version: str, *depends: str, by: tuple[str, ...] = (),

@@ -17,16 +17,20 @@ import pytest
 
 from buildsupport import opened
 from footprint_support import Built, edge_lite_footprint
-from monoimage import buildah
-from monoimage.aptrepo import UPDATE_SUFFIX, host_repositories, make_update_repository
-from monoimage.build import default_cache_dir, resolve
-from monoimage.comparators import LayeredOptions, build_layered
-from monoimage.day2 import PackageUpdate, image_changes, update_recipes, version_changes
-from monoimage.footprint import Strategy, day2
-from monoimage.footprint_run import remove_images
-from monoimage.oci import load_image
-from monoimage.packagers.apt import AptPackager
-from monoimage.recipe_parse import load_recipe
+from monoimage.footprint.figures import Strategy, day2
+from monoimage.pipeline.build import default_cache_dir, resolve
+from monoimage.pipeline.comparators import LayeredOptions, build_layered
+from monoimage.pipeline.footprint import remove_images
+from monoimage.plan.day2 import PackageUpdate, image_changes, update_recipes, version_changes
+from monoimage.recipe.load import load_recipe
+from monoimage.tools import buildah
+from monoimage.tools.packagers.apt import AptPackager
+from monoimage.tools.packagers.update_repository import (
+    UPDATE_SUFFIX,
+    host_repositories,
+    make_update_repository,
+)
+from monoimage.tools.skopeo import load_image
 
 pytestmark = pytest.mark.build
 LIBRARY = "libtirpc3"

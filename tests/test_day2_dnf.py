@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pytest
 
 from footprint_support import make_dnf_repo, remove_images_named, write_dnf_recipe
-from monoimage import buildah
-from monoimage.day2 import PackageUpdate
-from monoimage.footprint_run import FootprintOptions, FootprintRun, run_footprint
-from monoimage.recipe_parse import load_recipe
+from monoimage.pipeline.footprint import FootprintOptions, FootprintRun, run_footprint
+from monoimage.plan.day2 import PackageUpdate
+from monoimage.recipe.load import load_recipe
+from monoimage.tools import buildah
 
 pytestmark = pytest.mark.build
 

@@ -7,17 +7,17 @@ from __future__ import annotations
 import pytest
 
 from footprint_support import Built, edge_lite_footprint
-from monoimage.estimate import (
+from monoimage.footprint.estimate import (
     APT_CALIBRATION,
     Calibration,
     compare_reports,
     estimate_report,
     predicted_strategies,
 )
-from monoimage.footprint import FootprintReport, StrategyFigures
-from monoimage.packagers.base import Resolution, ResolvedPackage
-from monoimage.recipe import Distro, FamilyPackages, PackageRequest, Recipe, Service
-from monoimage.versions import Family
+from monoimage.footprint.figures import FootprintReport, StrategyFigures
+from monoimage.recipe.model import Distro, FamilyPackages, PackageRequest, Recipe, Service
+from monoimage.recipe.versions import Family
+from monoimage.tools.packagers.base import Resolution, ResolvedPackage
 
 # Round constants so that every figure can be worked out by hand.
 CAL = Calibration(layer_per_download=2.0, disk_per_installed=0.5,

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monoimage.fleet import (
+from monoimage.footprint.figures import SitePull, StrategyFigures
+from monoimage.footprint.fleet import (
     FleetParams,
     PullProtocol,
     requests,
@@ -14,7 +15,6 @@ from monoimage.fleet import (
     round_trips,
     strategy_rollouts,
 )
-from monoimage.footprint import SitePull, StrategyFigures
 
 FIRST = SitePull(images=1, checks=0, manifests=1, blobs=3, bytes=100_000_000)
 

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from monoimage.footprint import (
+from monoimage.footprint.figures import (
     SitePull,
     Strategy,
     day2,
@@ -17,7 +17,7 @@ from monoimage.footprint import (
     megabytes,
     unique_blobs,
 )
-from monoimage.oci import Blob, FileEntry, Image, Layer
+from monoimage.tools.skopeo import Blob, FileEntry, Image, Layer
 
 GZ = "application/vnd.oci.image.layer.v1.tar+gzip"
 

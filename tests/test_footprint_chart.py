@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from monoimage.chart import footprint_chart, nice_step
-from monoimage.footprint import FootprintReport, SitePull, StrategyFigures
+from monoimage.footprint.chart import footprint_chart, nice_step
+from monoimage.footprint.figures import FootprintReport, SitePull, StrategyFigures
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -12,7 +12,6 @@ import pytest
 from click.testing import CliRunner
 
 from footprint_support import make_dnf_repo, remove_images_named, write_dnf_recipe
-from monoimage import buildah
 from monoimage.cli.footprint import (
     duration,
     footprint_command,
@@ -21,8 +20,9 @@ from monoimage.cli.footprint import (
     parse_repository,
 )
 from monoimage.errors import UserError
-from monoimage.recipe import AptRepository, DnfRepository
-from monoimage.recipe_parse import load_recipe
+from monoimage.recipe.load import load_recipe
+from monoimage.recipe.model import AptRepository, DnfRepository
+from monoimage.tools import buildah
 
 
 @pytest.mark.parametrize(("text", "bps"), [

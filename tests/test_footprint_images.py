@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monoimage.errors import UserError
-from monoimage.oci import run_container_tool
+from monoimage.tools.skopeo import run_container_tool
 
 # package -> {path: size}; the services: a and b need libshared, c does not.
 PACKAGES: dict[str, dict[str, int]] = {

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from monoimage.chart import footprint_chart
-from monoimage.footprint import FootprintReport, Strategy, footprint_report
-from monoimage.oci import load_image
-from monoimage.registry import Deployment, MeasuredPull, check_pulls, measure_deployments
+from monoimage.footprint.chart import footprint_chart
+from monoimage.footprint.figures import FootprintReport, Strategy, footprint_report
+from monoimage.tools.registry import Deployment, MeasuredPull, check_pulls, measure_deployments
+from monoimage.tools.skopeo import load_image
 from test_footprint_images import ToyStrategies, build_strategies, image_builder, owner
 
 pytestmark = pytest.mark.build

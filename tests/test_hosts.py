@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from monoimage.errors import UserError
-from monoimage.hosts import (
+from monoimage.hosts.render import (
     FORMATS,
     QUADLET_KEY_SINCE,
     PodmanVersion,
@@ -41,7 +41,7 @@ from monoimage.hosts import (
     systemd_quote,
     systemd_run_command,
 )
-from monoimage.runprofile import podman_run_options
+from monoimage.plan.run_profile import podman_run_options
 from test_runprofile import edge_recipe
 
 TARGETS: list[PodmanVersion] = [(4, 4), (4, 5), (4, 6), (4, 8), (5, 0), (5, 5)]

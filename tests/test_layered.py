@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from monoimage.layered import plan_layered
-from monoimage.packagers.base import Resolution, ResolvedPackage
-from monoimage.versions import Family
+from monoimage.plan.comparator_plan import plan_layered
+from monoimage.recipe.versions import Family
+from monoimage.tools.packagers.base import Resolution, ResolvedPackage
 
 
 def pkg(name: str, *depends: str, by: tuple[str, ...] = (), base: bool = False

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monoimage.errors import UserError
-from monoimage.layers import BUCKETS, INIT, METADATA, LayerPlan, assign_paths, plan_layers
-from monoimage.packagers.base import ResolvedPackage
-from monoimage.recipe import Layering
+from monoimage.plan.layer_plan import BUCKETS, INIT, METADATA, LayerPlan, assign_paths, plan_layers
+from monoimage.recipe.model import Layering
+from monoimage.tools.packagers.base import ResolvedPackage
 
 MIB = 1 << 20
 

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monoimage.merge import ConflictError, merge, plan
-from monoimage.recipe import PackageRequest
-from monoimage.recipe_parse import load_recipe
-from monoimage.versions import Constraint, Family
+from monoimage.plan.merge import ConflictError, merge, plan
+from monoimage.recipe.load import load_recipe
+from monoimage.recipe.model import PackageRequest
+from monoimage.recipe.versions import Constraint, Family
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 

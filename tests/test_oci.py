@@ -12,9 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from monoimage import oci
 from monoimage.errors import UserError
-from monoimage.oci import FileEntry, entry_from_tarinfo, parse_diff_ids, parse_manifest, read_layer
+from monoimage.tools import skopeo as oci
+from monoimage.tools.skopeo import (
+    FileEntry,
+    entry_from_tarinfo,
+    parse_diff_ids,
+    parse_manifest,
+    read_layer,
+)
 from test_footprint_images import image_builder, package_files
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from monoimage.ownership import (
+from monoimage.recipe.versions import Family
+from monoimage.tools.packagers.ownership import (
     apply_diversions,
     owned_bytes,
     parse_diversions,
@@ -14,7 +15,6 @@ from monoimage.ownership import (
     read_ownership,
     resolve_dir,
 )
-from monoimage.versions import Family
 
 
 def _dpkg_root(root: Path, lists: dict[str, list[str]], files: dict[str, str],

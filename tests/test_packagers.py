@@ -8,12 +8,19 @@ from pathlib import Path
 import pytest
 from debian.deb822 import Deb822
 
-from monoimage.build import default_cache_dir, resolve
 from monoimage.errors import UserError
-from monoimage.packagers.apt import _closure, _relations
-from monoimage.packagers.base import Resolution, ResolvedPackage
-from monoimage.recipe import Distro, DnfRepository, FamilyPackages, PackageRequest, Recipe, Service
-from monoimage.versions import Family, parse_constraint
+from monoimage.pipeline.build import default_cache_dir, resolve
+from monoimage.recipe.model import (
+    Distro,
+    DnfRepository,
+    FamilyPackages,
+    PackageRequest,
+    Recipe,
+    Service,
+)
+from monoimage.recipe.versions import Family, parse_constraint
+from monoimage.tools.packagers.apt import _closure, _relations
+from monoimage.tools.packagers.base import Resolution, ResolvedPackage
 from rpmrepo import EDGE_FIXTURE, RpmSpec, make_rpm_repo
 
 
@@ -160,8 +167,8 @@ def test_dnf_unknown_package_and_broken_requires_are_user_errors(rpm_repo, tmp_p
 
 def test_a_trusted_apt_repository_is_written_trusted() -> None:
     """A local unsigned repository (`trusted: true`) needs apt's `Trusted: yes`."""
-    from monoimage.packagers.apt import _deb822
-    from monoimage.recipe import AptRepository
+    from monoimage.recipe.model import AptRepository
+    from monoimage.tools.packagers.apt import _deb822
 
     text = _deb822(AptRepository(uri="file:///srv/repo", suites=("edge",), trusted=True))
     assert "Trusted: yes" in text.splitlines()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from monoimage.packagers.base import ResolvedPackage
-from monoimage.pkgcache import APT_ARCHIVES, deb_file_name, private_cache
+from monoimage.tools.packagers.base import ResolvedPackage
+from monoimage.tools.packagers.cache import APT_ARCHIVES, deb_file_name, private_cache
 
 
 def _tar_into(folder: Path, files: dict[str, bytes]) -> None:

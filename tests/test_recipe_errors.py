@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from monoimage.cli import main
 from monoimage.errors import RecipeError
-from monoimage.recipe_parse import load_recipe
+from monoimage.recipe.load import load_recipe
 from recipe_files import IMAGE, SERVICE, write_recipe
 
 

@@ -11,10 +11,9 @@ from threading import Thread
 
 import pytest
 
-from monoimage import registry as registry_module
 from monoimage.errors import UserError
-from monoimage.oci import load_image
-from monoimage.registry import (
+from monoimage.tools import registry as registry_module
+from monoimage.tools.registry import (
     Deployment,
     PullCheck,
     PullMeasure,
@@ -25,6 +24,7 @@ from monoimage.registry import (
     repo_tags,
     serve_registry,
 )
+from monoimage.tools.skopeo import load_image
 from test_footprint_images import image_builder, package_files
 
 

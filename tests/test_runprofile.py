@@ -19,8 +19,7 @@ import pytest
 
 import monoimage
 from monoimage.errors import UserError
-from monoimage.recipe import Distro, Port, Probe, Recipe, Runtime, Service
-from monoimage.runprofile import (
+from monoimage.plan.run_profile import (
     HEALTH_CMD,
     INIT_CAPABILITIES,
     ULIMITS,
@@ -31,7 +30,8 @@ from monoimage.runprofile import (
     split_domain,
     volume_name,
 )
-from monoimage.versions import Family
+from monoimage.recipe.model import Distro, Port, Probe, Recipe, Runtime, Service
+from monoimage.recipe.versions import Family
 
 CONTAINERS_CONF = Path(monoimage.__file__).parent / "data" / "containers.conf"
 
@@ -231,5 +231,5 @@ def test_podman_creates_the_container_the_spec_describes(scratch_image):
 
 def test_health_command_is_the_one_the_build_records():
     """The build carries the health command as a label (OCI has no HEALTHCHECK)."""
-    from monoimage.build import HEALTH_CMD as BUILD_HEALTH_CMD
+    from monoimage.pipeline.build import HEALTH_CMD as BUILD_HEALTH_CMD
     assert " ".join(BUILD_HEALTH_CMD) == HEALTH_CMD

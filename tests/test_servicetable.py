@@ -6,7 +6,9 @@ import ast
 from pathlib import Path
 
 from monoimage.init.table import parse_table
-from monoimage.recipe import (
+from monoimage.plan.service_table import CONFIG_ROOT, service_table, service_table_text
+from monoimage.recipe.load import load_recipe
+from monoimage.recipe.model import (
     ConfigCommand,
     Probe,
     Recipe,
@@ -15,15 +17,13 @@ from monoimage.recipe import (
     Service,
     Template,
 )
-from monoimage.recipe_parse import load_recipe
-from monoimage.servicetable import CONFIG_ROOT, service_table, service_table_text
-from monoimage.versions import Family
+from monoimage.recipe.versions import Family
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _recipe() -> Recipe:
-    from monoimage.recipe import Distro
+    from monoimage.recipe.model import Distro
 
     db = Service(
         name="db", source="db.yaml", argv=("db-server", "--fg"), user="db", group="db",

@@ -1,4 +1,4 @@
-"""monoimage.versions: version ordering, constraints and ranges, without the real tools.
+"""monoimage.recipe.versions: version ordering, constraints and ranges, without the real tools.
 
 tests/test_versions_oracle.py checks the same functions against dpkg and rpm themselves.
 """
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rpm_vercmp import vercmp as library_rpmvercmp
 
-from monoimage.versions import (
+from monoimage.recipe.versions import (
     OPERATORS,
     Bound,
     Constraint,

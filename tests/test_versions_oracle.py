@@ -1,4 +1,4 @@
-"""monoimage.versions against the real tools: dpkg and rpm 4.18 on this host.
+"""monoimage.recipe.versions against the real tools: dpkg and rpm 4.18 on this host.
 
 Hypothesis draws thousands of version pairs (realistic and nasty ones); each test collects
 them first, then asks the real tool about all of them in one subprocess, and fails listing
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from rpm_vercmp import vercmp as library_rpmvercmp
 
-from monoimage.versions import (
+from monoimage.recipe.versions import (
     OPERATORS,
     Constraint,
     Family,

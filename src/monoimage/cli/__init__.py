@@ -6,12 +6,12 @@ import sys
 
 import click
 
-from ..errors import UserError
-from .boot import boot_command
-from .build import build_command
-from .footprint import footprint_command
-from .host import host_command
-from .plan import plan_command
+from monoimage.cli.boot import boot_command
+from monoimage.cli.build import build_command
+from monoimage.cli.footprint import footprint_command
+from monoimage.cli.host import host_command
+from monoimage.cli.plan import plan_command
+from monoimage.errors import UserError
 
 
 class _Group(click.Group):

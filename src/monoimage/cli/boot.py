@@ -13,9 +13,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..boot import BootReport, boot
-from ..recipe_parse import load_recipe
-from ..runprofile import PROFILES
+from monoimage.pipeline.boot import BootReport, boot
+from monoimage.plan.run_profile import PROFILES
+from monoimage.recipe.load import load_recipe
 
 INTERRUPTED = 130
 

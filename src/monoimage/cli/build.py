@@ -14,9 +14,9 @@ import click
 from rich.console import Console
 from rich.status import Status
 
-from ..build import BuildOptions, BuildResult, StageEvent, build, default_cache_dir
-from ..build import source_date_epoch_from_env as _env_epoch
-from ..recipe_parse import load_recipe
+from monoimage.pipeline.build import BuildOptions, BuildResult, StageEvent, build, default_cache_dir
+from monoimage.pipeline.build import source_date_epoch_from_env as _env_epoch
+from monoimage.recipe.load import load_recipe
 
 INTERRUPTED = 130
 

@@ -22,19 +22,23 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..aptrepo import host_repositories, make_update_repository, parse_source_line
-from ..build import StageEvent, default_cache_dir, resolve
-from ..build import source_date_epoch_from_env as _env_epoch
-from ..chart import footprint_chart
-from ..day2 import PackageUpdate, Repository, parse_update
-from ..errors import UserError
-from ..estimate import Estimate, estimate_footprint
-from ..fleet import FleetFigures, FleetParams, StrategyRollout
-from ..footprint import SitePull
-from ..footprint_run import FootprintOptions, FootprintRun, run_footprint
-from ..recipe import DnfRepository, Recipe
-from ..recipe_parse import load_recipe
-from ..versions import Family
+from monoimage.errors import UserError
+from monoimage.footprint.chart import footprint_chart
+from monoimage.footprint.estimate import Estimate, estimate_footprint
+from monoimage.footprint.figures import SitePull
+from monoimage.footprint.fleet import FleetFigures, FleetParams, StrategyRollout
+from monoimage.pipeline.build import StageEvent, default_cache_dir, resolve
+from monoimage.pipeline.build import source_date_epoch_from_env as _env_epoch
+from monoimage.pipeline.footprint import FootprintOptions, FootprintRun, run_footprint
+from monoimage.plan.day2 import PackageUpdate, Repository, parse_update
+from monoimage.recipe.load import load_recipe
+from monoimage.recipe.model import DnfRepository, Recipe
+from monoimage.recipe.versions import Family
+from monoimage.tools.packagers.update_repository import (
+    host_repositories,
+    make_update_repository,
+    parse_source_line,
+)
 
 INTERRUPTED = 130
 VERIFY_FAILED = 1

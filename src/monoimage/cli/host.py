@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import UserError
-from ..hosts import (
+from monoimage.errors import UserError
+from monoimage.hosts.render import (
     FORMATS,
     Artefact,
     artefact_names,
@@ -18,7 +18,7 @@ from ..hosts import (
     parse_podman_version,
     render_artefacts,
 )
-from ..recipe_parse import load_recipe
+from monoimage.recipe.load import load_recipe
 
 
 @click.command("host")

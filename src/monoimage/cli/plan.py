@@ -10,11 +10,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..build import default_cache_dir, resolve
-from ..merge import Plan, plan
-from ..recipe_parse import load_recipe
-from ..versions import VersionRange
-from .resolve import print_resolution, resolution_json
+from monoimage.cli.resolve import print_resolution, resolution_json
+from monoimage.pipeline.build import default_cache_dir, resolve
+from monoimage.plan.merge import Plan, plan
+from monoimage.recipe.load import load_recipe
+from monoimage.recipe.versions import VersionRange
 
 
 @click.command("plan")

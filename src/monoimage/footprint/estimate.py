@@ -1,0 +1,270 @@
+"""Estimate mode: the footprint figures predicted from repository metadata alone, no build.
+
+The resolved closure gives, per package, its download size D (the .deb or .rpm) and its
+installed size I. Each strategy's images are predicted layer by layer, as the builds cut them
+(layered.py), and then counted by the very arithmetic that counts real images (footprint.py):
+
+- a layer that installs packages into an empty root (the golden image, a base) compresses to
+  K × ΣD and unpacks to U × ΣI: the same files, gzip instead of the packages' own compression,
+  minus what the strip rules remove. On apt, Python packages (names with `python3`) get their
+  own K_PY and U_PY: Debian compiles their byte code at install time (py3compile), files that
+  no package lists and Installed-Size does not count. The layer also holds the package
+  database and other files no package owns: ROOT_DB_GZ and ROOT_DB_DISK per package;
+- a child layer installs its packages on top of the base, the same K × ΣD and U × ΣI of them,
+  and rewrites the package database of the whole image (dpkg's status and debconf's templates;
+  rpm's sqlite database): DB_GZ × N compressed and DB_DISK × N unpacked, N being the packages
+  the image holds. This is why even shared-base duplicates bytes: every child that installs
+  anything ships its own copy of the database. A child that installs nothing (its packages are
+  all in the base) holds only its service table;
+- each image adds its manifest and config (META bytes);
+- a layer's digest is predicted from what it holds (its packages and versions, and for a child
+  its base's), so a day-2 resolution changes exactly the layers a rebuild would change.
+
+The constants are measured on real images, not fitted to the figure a test checks: see
+`APT_CALIBRATION` and bench/footprint.py, which measures them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from monoimage.footprint.figures import FootprintReport, Strategy, footprint_report
+from monoimage.footprint.fleet import StrategyRollout, strategy_rollouts
+from monoimage.pipeline.build import Progress
+from monoimage.pipeline.comparators import stage
+from monoimage.pipeline.footprint import MONOIMAGE, FootprintOptions, resolve_day2
+from monoimage.plan.comparator_plan import STRATEGIES, plan_layered
+from monoimage.plan.day2 import PackageUpdate, VersionChange, update_recipes, version_changes
+from monoimage.recipe.model import Recipe
+from monoimage.recipe.versions import Family
+from monoimage.tools.packagers.base import Resolution, ResolvedPackage
+from monoimage.tools.skopeo import MEDIA_OCI_MANIFEST, Blob, FileEntry, Image, Layer
+
+_GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+_CONFIG = "application/vnd.oci.image.config.v1+json"
+PACKAGE_PREFIX = "/monoimage-estimate/package/"
+DATABASE_PATH = "/monoimage-estimate/package-database"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How metadata sizes turn into layer sizes; where the numbers come from, in `source`."""
+
+    layer_per_download: float  # K: compressed layer bytes per package download byte
+    disk_per_installed: float  # U: unpacked layer bytes per installed byte
+    python_layer_per_download: float  # K_PY: the same for apt's Python packages, byte code in
+    python_disk_per_installed: float  # U_PY
+    root_database_gz_per_package: float  # ROOT_DB_GZ: files no package owns, per package
+    root_database_disk_per_package: float  # ROOT_DB_DISK
+    database_gz_per_package: float  # DB_GZ: a child's rewritten database, per package held
+    database_disk_per_package: float  # DB_DISK
+    image_metadata: int  # META: manifest + config bytes per image
+    source: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"layer_per_download": self.layer_per_download,
+                "disk_per_installed": self.disk_per_installed,
+                "python_layer_per_download": self.python_layer_per_download,
+                "python_disk_per_installed": self.python_disk_per_installed,
+                "root_database_gz_per_package": self.root_database_gz_per_package,
+                "root_database_disk_per_package": self.root_database_disk_per_package,
+                "database_gz_per_package": self.database_gz_per_package,
+                "database_disk_per_package": self.database_disk_per_package,
+                "image_metadata": self.image_metadata, "source": self.source}
+
+
+# Measured by bench/footprint.py on edge-compute's images (Debian 12, 641 packages, gzip
+# layers as skopeo writes them); edge-lite, which the tests check the estimate against, was
+# not used. The same constants measured on edge-lite differ by 3-7% for K and U.
+APT_CALIBRATION = Calibration(
+    layer_per_download=1.097, disk_per_installed=0.787,
+    python_layer_per_download=2.747, python_disk_per_installed=1.670,
+    root_database_gz_per_package=9_337, root_database_disk_per_package=45_486,
+    database_gz_per_package=1_650, database_disk_per_package=8_039, image_metadata=2_473,
+    source="measured on edge-compute (bench/footprint.py)")
+
+
+def generates_byte_code(package: ResolvedPackage, family: Family) -> bool:
+    """Whether installing the package compiles Python byte code no package lists (apt)."""
+    return family is Family.APT and "python3" in package.name
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The predicted figures, in the shape of a measured run."""
+
+    recipe: Recipe
+    resolution: Resolution
+    report: FootprintReport
+    rollouts: tuple[StrategyRollout, ...]
+    calibration: Calibration
+    update: PackageUpdate | None = None
+    version_changes: tuple[VersionChange, ...] = ()
+
+
+def estimate_footprint(recipe: Recipe, options: FootprintOptions,
+                       progress: Progress | None = None,
+                       calibration: Calibration = APT_CALIBRATION) -> Estimate:
+    """Resolve (day 1, and day 2 on an update) and predict every figure; build nothing."""
+    from monoimage.pipeline.build import resolve
+
+    report_event = progress or (lambda event: None)
+    with stage(report_event, "resolve"):
+        resolution = resolve(recipe, cache_dir=options.cache_dir,
+                             with_init_python=options.with_init_python)
+    after: Resolution | None = None
+    changes: tuple[VersionChange, ...] = ()
+    if options.update is not None:
+        recipes = update_recipes(recipe, resolution, options.update,
+                                 options.extra_repositories, options.host_repositories)
+        with stage(report_event, "resolve day 2"):
+            if recipes.before is not recipe:
+                resolution = resolve(recipes.before, cache_dir=options.cache_dir,
+                                     with_init_python=options.with_init_python)
+            after = resolve_day2(recipes.after, options)
+        changes = version_changes(resolution, after)
+    report = estimate_report(recipe, resolution, after, calibration)
+    return Estimate(recipe, resolution, report, strategy_rollouts(report.strategies,
+                                                                  options.fleet),
+                    calibration, options.update, changes)
+
+
+def estimate_report(recipe: Recipe, resolution: Resolution, after: Resolution | None = None,
+                    calibration: Calibration = APT_CALIBRATION) -> FootprintReport:
+    """The footprint report of predicted images (day 2 when `after` is given)."""
+    services = [s.name for s in recipe.services]
+    first = predicted_strategies(resolution, services, calibration)
+    second = predicted_strategies(after, services, calibration) if after else []
+    return footprint_report(first, second, owner=_owner, baseline=MONOIMAGE)
+
+
+def predicted_strategies(resolution: Resolution, services: Sequence[str],
+                         calibration: Calibration) -> list[Strategy]:
+    """monoimage and both layered strategies as predicted images (pure)."""
+    sizes = _Sizes(calibration, resolution.family)
+    golden = _image("monoimage", [sizes.root_layer(resolution.packages)], calibration)
+    strategies = [Strategy(MONOIMAGE, (golden,))]
+    for name in STRATEGIES:
+        plan = plan_layered(resolution, services, name)
+        base_layer = sizes.root_layer(plan.base)
+        images = [_image(f"{name} base", [base_layer], calibration)]
+        for child in plan.children:
+            layer = sizes.child_layer(base_layer, child.packages, len(plan.base))
+            images.append(_image(f"{name} {child.service}", [base_layer, layer], calibration))
+        strategies.append(Strategy(name, tuple(images)))
+    return strategies
+
+
+def estimate_layer_sizes(calibration: Calibration, family: Family,
+                         packages: Sequence[ResolvedPackage]) -> tuple[float, float]:
+    """(compressed, unpacked) bytes of these packages' files alone, as predicted."""
+    sizes = _Sizes(calibration, family)
+    return (sizes.compressed(packages),
+            float(sum(sizes.package_file(p).size for p in packages)))
+
+
+@dataclass(frozen=True)
+class _Sizes:
+    """Predicted sizes of layers, under one calibration and packager family."""
+
+    cal: Calibration
+    family: Family
+
+    def compressed(self, packages: Sequence[ResolvedPackage]) -> float:
+        return sum(p.download_size * (self.cal.python_layer_per_download
+                                      if generates_byte_code(p, self.family)
+                                      else self.cal.layer_per_download) for p in packages)
+
+    def package_file(self, package: ResolvedPackage) -> FileEntry:
+        """One package's files (and byte code) as a single predicted file."""
+        ratio = (self.cal.python_disk_per_installed if generates_byte_code(package, self.family)
+                 else self.cal.disk_per_installed)
+        return FileEntry(PACKAGE_PREFIX + package.name, round(ratio * package.installed_size),
+                         "file", _digest(f"{package.name}={package.version}"))
+
+    def root_layer(self, packages: Sequence[ResolvedPackage]) -> Layer:
+        count = len(packages)
+        database = FileEntry(DATABASE_PATH, round(self.cal.root_database_disk_per_package
+                                                  * count), "file",
+                             _digest(f"db\n{_pins(packages)}"))
+        files = [self.package_file(p) for p in packages]
+        size = self.compressed(packages) + self.cal.root_database_gz_per_package * count
+        return _layer(f"root\n{_pins(packages)}", round(size),
+                      sum(f.size for f in files) + database.size, [*files, database])
+
+    def child_layer(self, base: Layer, packages: Sequence[ResolvedPackage], base_count: int
+                    ) -> Layer:
+        files = [self.package_file(p) for p in packages]
+        size = self.compressed(packages)
+        if packages:  # installing rewrites the whole image's package database
+            held = base_count + len(packages)
+            files.append(FileEntry(DATABASE_PATH,
+                                   round(self.cal.database_disk_per_package * held), "file",
+                                   _digest(f"db\n{base.diff_id}\n{_pins(packages)}")))
+            size += self.cal.database_gz_per_package * held
+        return _layer(f"child\n{base.diff_id}\n{_pins(packages)}", round(size),
+                      sum(f.size for f in files), files)
+
+
+def _layer(key: str, size: int, unpacked: int, files: Iterable[FileEntry]) -> Layer:
+    digest = "sha256:" + _digest(key)
+    return Layer(Blob(digest, size, _GZIP_LAYER), "sha256:" + _digest("diff\n" + key),
+                 unpacked, tuple(files))
+
+
+def _image(name: str, layers: Sequence[Layer], cal: Calibration) -> Image:
+    key = name + "\n" + "\n".join(layer.diff_id for layer in layers)
+    config = Blob("sha256:" + _digest("config\n" + key), cal.image_metadata // 2, _CONFIG)
+    manifest = Blob("sha256:" + _digest("manifest\n" + key), cal.image_metadata // 2,
+                    MEDIA_OCI_MANIFEST)
+    return Image(name, manifest, config, tuple(layers))
+
+
+def _owner(path: str) -> str | None:
+    return path.removeprefix(PACKAGE_PREFIX) if path.startswith(PACKAGE_PREFIX) else None
+
+
+def _pins(packages: Iterable[ResolvedPackage]) -> str:
+    return "".join(f"{p.name}={p.version}\n" for p in sorted(packages, key=lambda p: p.name))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class EstimateCheck:
+    """One estimated figure next to the measured one."""
+
+    strategy: str
+    figure: str  # "first deploy", "disk", "duplicated", "day 2"
+    estimated: int
+    measured: int
+
+    @property
+    def relative_error(self) -> float:
+        """(estimated − measured) / measured; 0 when both are 0."""
+        if self.measured == 0:
+            return 0.0 if self.estimated == 0 else float("inf")
+        return (self.estimated - self.measured) / self.measured
+
+
+def compare_reports(estimated: FootprintReport, measured: FootprintReport
+                    ) -> tuple[EstimateCheck, ...]:
+    """Every figure both reports hold, strategy by strategy."""
+    found = {f.name: f for f in estimated.strategies}
+    checks = []
+    for real in measured.strategies:
+        guess = found.get(real.name)
+        if guess is None:
+            continue
+        pairs = [("first deploy", guess.first_deploy.bytes, real.first_deploy.bytes),
+                 ("disk", guess.disk_bytes, real.disk_bytes),
+                 ("duplicated", guess.duplicated_bytes, real.duplicated_bytes)]
+        if guess.day2 is not None and real.day2 is not None:
+            pairs.append(("day 2", guess.day2.bytes, real.day2.bytes))
+        checks += [EstimateCheck(real.name, figure, e, m) for figure, e, m in pairs]
+    return tuple(checks)
+

@@ -1,0 +1,223 @@
+"""The recipe model: frozen values that every later stage takes as its input.
+
+Parsing and validation live in `recipe_parse.py`; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from monoimage.recipe.versions import Constraint, Family
+
+ProbeKind = Literal["tcp", "unix", "file", "command", "none"]
+RestartKind = Literal["always", "on-failure", "never"]
+LayeringPolicy = Literal["single", "packages"]
+
+
+@dataclass(frozen=True)
+class PackageRequest:
+    """One package a service (or the base) asks for, optionally with a version constraint."""
+
+    name: str
+    constraint: Constraint | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.constraint}" if self.constraint else self.name
+
+
+@dataclass(frozen=True)
+class FamilyPackages:
+    """Packages for every packager family, plus the per-family additions."""
+
+    common: tuple[PackageRequest, ...] = ()
+    apt: tuple[PackageRequest, ...] = ()
+    dnf: tuple[PackageRequest, ...] = ()
+
+    def for_family(self, family: Family) -> tuple[PackageRequest, ...]:
+        return self.common + (self.apt if family is Family.APT else self.dnf)
+
+
+@dataclass(frozen=True)
+class Template:
+    """A config file rendered at start from site values; `dest` is where the service reads it."""
+
+    dest: str
+    content: str
+    mode: int = 0o644
+    owner: str = "root"
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class ConfigCommand:
+    """A one-shot command run in the configure phase, before any service starts."""
+
+    argv: tuple[str, ...]
+    user: str = "root"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How to tell a service is ready: a tcp port, a unix socket, a file, or a command."""
+
+    kind: ProbeKind = "none"
+    port: int | None = None
+    host: str = "127.0.0.1"
+    path: str | None = None
+    argv: tuple[str, ...] | None = None
+    timeout: float = 30.0
+    interval: float = 0.1
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    policy: RestartKind = "on-failure"
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    max_restarts: int = 5
+    window: float = 60.0
+
+
+@dataclass(frozen=True)
+class RuntimeDir:
+    """A directory systemd would have made (RuntimeDirectory=): the init makes it at start."""
+
+    path: str
+    owner: str = "root"
+    group: str | None = None
+    mode: int = 0o755
+
+
+@dataclass(frozen=True)
+class Port:
+    number: int
+    protocol: Literal["tcp", "udp"] = "tcp"
+
+    def __str__(self) -> str:
+        return f"{self.number}/{self.protocol}"
+
+
+@dataclass(frozen=True)
+class Service:
+    """One edge service: what to install, how to configure it, how to run it."""
+
+    name: str
+    source: str  # the recipe file it came from, for messages
+    description: str = ""
+    packages: FamilyPackages = field(default_factory=FamilyPackages)
+    templates: tuple[Template, ...] = ()
+    commands: tuple[ConfigCommand, ...] = ()
+    argv: tuple[str, ...] = ()
+    user: str = "root"
+    group: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    workdir: str = "/"
+    ready: Probe = field(default_factory=Probe)
+    depends_on: tuple[str, ...] = ()
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    stop_signal: str = "SIGTERM"
+    stop_timeout: float = 10.0
+    reload_signal: str = "SIGHUP"
+    critical: bool = True
+    volumes: tuple[str, ...] = ()
+    runtime_dirs: tuple[RuntimeDir, ...] = ()
+    ports: tuple[Port, ...] = ()
+    capabilities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AptRepository:
+    uri: str
+    suites: tuple[str, ...]
+    components: tuple[str, ...] = ("main",)
+    signed_by: str | None = None
+    trusted: bool = False  # a local, unsigned repository (apt's [trusted=yes])
+
+
+@dataclass(frozen=True)
+class DnfRepository:
+    id: str
+    baseurl: str
+    gpgcheck: bool = False
+
+
+@dataclass(frozen=True)
+class Distro:
+    """The distribution and its packager; empty `repositories` on apt means the host's sources."""
+
+    name: str
+    release: str
+    packager: Family
+    architecture: str = "amd64"
+    variant: str = "minbase"
+    recommends: bool = False
+    repositories: tuple[AptRepository | DnfRepository, ...] = ()
+
+
+@dataclass(frozen=True)
+class Layering:
+    policy: LayeringPolicy = "single"
+    max_layers: int = 60
+
+
+@dataclass(frozen=True)
+class Strip:
+    """What the build removes: caches always; these when asked."""
+
+    docs: bool = True
+    man: bool = True
+    locales: bool = True
+    paths: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Limits for a small container-OS host (`boot --profile small-host`, `host`)."""
+
+    memory: str = "1g"
+    pids_limit: int = 2048
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One golden image: distro, base, services (in dependency order), site values, policy."""
+
+    name: str
+    tag: str
+    source: str
+    digest: str  # sha256 over every file the recipe was read from
+    distro: Distro
+    base_packages: tuple[PackageRequest, ...] = ()
+    config_tools: tuple[PackageRequest, ...] = ()
+    services: tuple[Service, ...] = ()
+    site: tuple[tuple[str, str], ...] = ()
+    layering: Layering = field(default_factory=Layering)
+    strip: Strip = field(default_factory=Strip)
+    runtime: Runtime = field(default_factory=Runtime)
+
+    @property
+    def reference(self) -> str:
+        """The image reference the build tags: `localhost/NAME:TAG`."""
+        return f"localhost/{self.name}:{self.tag}"
+
+    @property
+    def ports(self) -> tuple[Port, ...]:
+        return tuple(sorted({p for s in self.services for p in s.ports},
+                            key=lambda p: (p.number, p.protocol)))
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        return tuple(sorted({c for s in self.services for c in s.capabilities}))
+
+    @property
+    def volumes(self) -> tuple[str, ...]:
+        return tuple(sorted({v for s in self.services for v in s.volumes}))
+
+    def service(self, name: str) -> Service:
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        raise KeyError(name)
