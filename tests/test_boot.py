@@ -16,11 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from monoimage.cli import main
+from monoimage.image import LABEL_MEMORY, LABEL_PIDS_LIMIT, LABEL_READ_ONLY, LABEL_SERVICE_PORTS
 from monoimage.pipeline.boot import (
-    LABEL_MEMORY,
-    LABEL_PIDS_LIMIT,
-    LABEL_READ_ONLY,
-    LABEL_SERVICE_PORTS,
     BootReport,
     build_dns_query,
     build_ntp_request,

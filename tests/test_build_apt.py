@@ -22,18 +22,23 @@ import pytest
 
 from buildsupport import leftovers, opened, remove_images, unique_tag, write_tiny_recipe
 from monoimage.errors import UserError
+from monoimage.image import (
+    CONFIG_ROOT,
+    ENTRYPOINT,
+    LABEL_SERVICE_PORTS,
+    MANIFEST_PATH,
+    SBOM_PATH,
+    TABLE_PATH,
+)
 from monoimage.init.table import load_table
-from monoimage.pipeline.boot import LABEL_SERVICE_PORTS, runtime_from_labels, service_ports
+from monoimage.pipeline.boot import runtime_from_labels, service_ports
 from monoimage.pipeline.build import (
     CONTAINER_PREFIX,
-    ENTRYPOINT,
     BuildOptions,
     BuildResult,
     build,
     default_cache_dir,
 )
-from monoimage.plan.sbom import MANIFEST_PATH, SBOM_PATH
-from monoimage.plan.service_table import CONFIG_ROOT, TABLE_PATH
 from monoimage.recipe.load import load_recipe
 from monoimage.recipe.model import Strip
 from monoimage.tools import buildah

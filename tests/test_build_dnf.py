@@ -16,10 +16,10 @@ import pytest
 
 from buildsupport import leftovers, opened, remove_images, unique_tag
 from monoimage.errors import UserError
+from monoimage.image import MANIFEST_PATH, SBOM_PATH
 from monoimage.pipeline import layer_commit as layercommit
 from monoimage.pipeline.build import BuildOptions, BuildResult, build, default_cache_dir
 from monoimage.plan.layer_plan import INIT, METADATA
-from monoimage.plan.sbom import MANIFEST_PATH, SBOM_PATH
 from monoimage.recipe.load import load_recipe
 from monoimage.tools import buildah
 from monoimage.tools.packagers.dnf import DBPATH

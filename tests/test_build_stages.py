@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 
 from monoimage.errors import UserError
-from monoimage.pipeline.boot import (
+from monoimage.image import (
+    ENTRYPOINT,
+    HEALTH_CMD,
     LABEL_MEMORY,
     LABEL_PIDS_LIMIT,
     LABEL_READ_ONLY,
     LABEL_SERVICE_PORTS,
-    runtime_from_labels,
-    service_ports,
+    TABLE_PATH,
 )
+from monoimage.pipeline.boot import runtime_from_labels, service_ports
 from monoimage.pipeline.build import (
-    ENTRYPOINT,
-    HEALTH_CMD,
     LAUNCHER_TEXT,
     BuildOptions,
     add_init,
@@ -27,7 +27,6 @@ from monoimage.pipeline.build import (
     image_config,
 )
 from monoimage.pipeline.strip import apply_strip, remove_build_cache, strip_rules
-from monoimage.plan.service_table import TABLE_PATH
 from monoimage.recipe.model import (
     Distro,
     Port,

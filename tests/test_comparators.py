@@ -22,18 +22,12 @@ from footprint_support import (
     write_dnf_recipe,
 )
 from monoimage.errors import UserError
+from monoimage.image import ENTRYPOINT, INIT_LAUNCHER, TABLE_PATH
 from monoimage.init.table import load_table
 from monoimage.pipeline import comparators
-from monoimage.pipeline.build import (
-    CONTAINER_PREFIX,
-    ENTRYPOINT,
-    INIT_LAUNCHER,
-    TEMP_PREFIX,
-    resolve,
-)
+from monoimage.pipeline.build import CONTAINER_PREFIX, TEMP_PREFIX, resolve
 from monoimage.pipeline.comparators import LayeredOptions, build_layered, image_reference
 from monoimage.plan.comparator_plan import plan_layered
-from monoimage.plan.service_table import TABLE_PATH
 from monoimage.recipe.load import load_recipe
 from monoimage.tools import buildah
 from monoimage.tools.packagers.apt import AptPackager

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from monoimage.errors import UserError
+from monoimage.image import MEDIA_OCI_MANIFEST
 from monoimage.tools import skopeo as oci
 from monoimage.tools.skopeo import (
     FileEntry,
@@ -85,7 +86,7 @@ def test_whiteouts_name_the_path_they_hide() -> None:
 
 
 def test_parse_manifest_and_config() -> None:
-    manifest = {"schemaVersion": 2, "mediaType": oci.MEDIA_OCI_MANIFEST,
+    manifest = {"schemaVersion": 2, "mediaType": MEDIA_OCI_MANIFEST,
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                            "digest": "sha256:c", "size": 7},
                 "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",

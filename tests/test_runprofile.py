@@ -19,8 +19,8 @@ import pytest
 
 import monoimage
 from monoimage.errors import UserError
+from monoimage.image import HEALTH_CMD as HEALTH_ARGV
 from monoimage.plan.run_profile import (
-    HEALTH_CMD,
     INIT_CAPABILITIES,
     ULIMITS,
     container_spec,
@@ -34,6 +34,7 @@ from monoimage.recipe.model import Distro, Port, Probe, Recipe, Runtime, Service
 from monoimage.recipe.versions import Family
 
 CONTAINERS_CONF = Path(monoimage.__file__).parent / "data" / "containers.conf"
+HEALTH_CMD = " ".join(HEALTH_ARGV)
 
 
 def edge_recipe(name: str = "edge-lite", site: tuple[tuple[str, str], ...] = (
@@ -231,5 +232,6 @@ def test_podman_creates_the_container_the_spec_describes(scratch_image):
 
 def test_health_command_is_the_one_the_build_records():
     """The build carries the health command as a label (OCI has no HEALTHCHECK)."""
-    from monoimage.pipeline.build import HEALTH_CMD as BUILD_HEALTH_CMD
-    assert " ".join(BUILD_HEALTH_CMD) == HEALTH_CMD
+    from monoimage.pipeline.build import BuildOptions, image_config
+    labels = dict(image_config(edge_recipe(), BuildOptions(), "sha256:m").labels)
+    assert labels["io.monoimage.health-cmd"] == HEALTH_CMD

@@ -5,8 +5,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from monoimage.image import CONFIG_ROOT
 from monoimage.init.table import parse_table
-from monoimage.plan.service_table import CONFIG_ROOT, service_table, service_table_text
+from monoimage.plan.service_table import service_table, service_table_text
 from monoimage.recipe.load import load_recipe
 from monoimage.recipe.model import (
     ConfigCommand,

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from monoimage.footprint.figures import FootprintReport, Strategy, footprint_report
 from monoimage.footprint.fleet import StrategyRollout, strategy_rollouts
+from monoimage.image import MEDIA_OCI_CONFIG, MEDIA_OCI_GZIP_LAYER, MEDIA_OCI_MANIFEST
 from monoimage.pipeline.build import Progress
 from monoimage.pipeline.comparators import stage
 from monoimage.pipeline.footprint import MONOIMAGE, FootprintOptions, resolve_day2
@@ -40,10 +41,8 @@ from monoimage.plan.day2 import PackageUpdate, VersionChange, update_recipes, ve
 from monoimage.recipe.model import Recipe
 from monoimage.recipe.versions import Family
 from monoimage.tools.packagers.base import Resolution, ResolvedPackage
-from monoimage.tools.skopeo import MEDIA_OCI_MANIFEST, Blob, FileEntry, Image, Layer
+from monoimage.tools.skopeo import Blob, FileEntry, Image, Layer
 
-_GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-_CONFIG = "application/vnd.oci.image.config.v1+json"
 PACKAGE_PREFIX = "/monoimage-estimate/package/"
 DATABASE_PATH = "/monoimage-estimate/package-database"
 
@@ -210,13 +209,13 @@ class _Sizes:
 
 def _layer(key: str, size: int, unpacked: int, files: Iterable[FileEntry]) -> Layer:
     digest = "sha256:" + _digest(key)
-    return Layer(Blob(digest, size, _GZIP_LAYER), "sha256:" + _digest("diff\n" + key),
+    return Layer(Blob(digest, size, MEDIA_OCI_GZIP_LAYER), "sha256:" + _digest("diff\n" + key),
                  unpacked, tuple(files))
 
 
 def _image(name: str, layers: Sequence[Layer], cal: Calibration) -> Image:
     key = name + "\n" + "\n".join(layer.diff_id for layer in layers)
-    config = Blob("sha256:" + _digest("config\n" + key), cal.image_metadata // 2, _CONFIG)
+    config = Blob("sha256:" + _digest("config\n" + key), cal.image_metadata // 2, MEDIA_OCI_CONFIG)
     manifest = Blob("sha256:" + _digest("manifest\n" + key), cal.image_metadata // 2,
                     MEDIA_OCI_MANIFEST)
     return Image(name, manifest, config, tuple(layers))

@@ -19,6 +19,7 @@ from pathlib import PurePosixPath
 import yaml
 
 from monoimage.errors import UserError
+from monoimage.image import SITE_ENV_PREFIX
 from monoimage.plan.run_profile import (
     ContainerSpec,
     SecretMount,
@@ -60,7 +61,6 @@ SITE_DIR = "/etc/monoimage"
 REGISTRIES_DIR = "/etc/containers/registries.conf.d"
 START_TIMEOUT = 900             # seconds: a first pull over a thin WAN link takes a while
 AUTO_UPDATE = "io.containers.autoupdate"
-SITE_ENV_PREFIX = "MONOIMAGE_SITE_"  # what monoimage-init reads (init/render.py)
 
 
 @dataclass(frozen=True)

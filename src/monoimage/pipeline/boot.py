@@ -24,20 +24,26 @@ from pathlib import Path
 from typing import Any, Literal
 
 from monoimage.errors import UserError
+from monoimage.image import (
+    LABEL_CAPABILITIES,
+    LABEL_MEMORY,
+    LABEL_PACKAGER,
+    LABEL_PIDS_LIMIT,
+    LABEL_READ_ONLY,
+    LABEL_RECIPE_DIGEST,
+    LABEL_SERVICE_PORTS,
+    LABEL_TITLE,
+    STATUS_CMD,
+    TABLE_PATH,
+)
 from monoimage.init.table import TableError, parse_table
 from monoimage.plan.run_profile import ContainerSpec, ProfileName, container_spec, podman_run_args
 from monoimage.recipe.model import Distro, Port, Probe, Recipe, Runtime, Service
 from monoimage.recipe.versions import Family
 from monoimage.tools import podman
 
-TABLE_PATH = "usr/share/monoimage/services.py"   # inside the image (servicetable.TABLE_PATH)
 POLL = 0.1                    # seconds between health checks
 PROBE_TIMEOUT = 2.0           # seconds for one probe from the host
-LABEL_CAPABILITIES = "io.monoimage.capabilities"
-LABEL_SERVICE_PORTS = "io.monoimage.service-ports"    # "dnsmasq=53/udp,53/tcp;redis=6379/tcp"
-LABEL_MEMORY = "io.monoimage.runtime.memory"
-LABEL_PIDS_LIMIT = "io.monoimage.runtime.pids-limit"
-LABEL_READ_ONLY = "io.monoimage.runtime.read-only"
 
 ProbeOutcome = Literal["ok", "failed", "skipped"]
 
@@ -188,7 +194,7 @@ def wait_healthy(name: str, deadline: float) -> tuple[bool, float | None, int | 
 
 def read_status(name: str) -> dict[str, Any]:
     """The init's status (`monoimage-init status --json` in the container)."""
-    done = podman.exec_in(name, "/usr/bin/monoimage-init", "status", "--json")
+    done = podman.exec_in(name, *STATUS_CMD)
     if done.exit_code != 0:
         return {"services": []}
     return dict(json.loads(done.stdout))
@@ -322,9 +328,9 @@ def read_table(image: str) -> str:
     """The service table text, read from the image without starting it."""
     root = podman.image_mount(image)
     try:
-        return (root / TABLE_PATH).read_text(encoding="utf-8")
+        return (root / TABLE_PATH.lstrip("/")).read_text(encoding="utf-8")
     except OSError as error:
-        raise UserError(f"image {image}: no monoimage service table at /{TABLE_PATH} "
+        raise UserError(f"image {image}: no monoimage service table at {TABLE_PATH} "
                         f"({error.strerror}); is it a monoimage image? "
                         f"Give --recipe otherwise") from None
     finally:
@@ -336,7 +342,7 @@ def recipe_from_image(image: str, inspect: dict[str, Any], table_text: str
     """A Recipe holding what boot needs, from the image's table, config and labels; the notes
     say what had to be assumed."""
     try:
-        table = parse_table(table_text, f"{image}:/{TABLE_PATH}")
+        table = parse_table(table_text, f"{image}:{TABLE_PATH}")
     except TableError as error:
         raise UserError(str(error)) from None
     config = inspect.get("Config") or {}
@@ -373,10 +379,10 @@ def recipe_from_image(image: str, inspect: dict[str, Any], table_text: str
                      f"({runtime.memory}, {runtime.pids_limit} pids); --recipe gives the "
                      f"recipe's")
     name, _, tag = image.rpartition("/")[2].partition(":")
-    packager = labels.get("io.monoimage.packager", "apt")
+    packager = labels.get(LABEL_PACKAGER, "apt")
     recipe = Recipe(
-        name=labels.get("org.opencontainers.image.title", name), tag=tag or "latest",
-        source=image, digest=labels.get("io.monoimage.recipe-digest", ""),
+        name=labels.get(LABEL_TITLE, name), tag=tag or "latest",
+        source=image, digest=labels.get(LABEL_RECIPE_DIGEST, ""),
         distro=Distro(name="", release="", packager=Family(packager)),
         services=tuple(services), site=table.site, runtime=runtime)
     return recipe, notes

@@ -20,12 +20,39 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from monoimage.errors import UserError
+from monoimage.image import (
+    ENTRYPOINT,
+    HEALTH_CMD,
+    IMAGE_PYTHON,
+    INIT_LAUNCHER,
+    INIT_LIB,
+    INIT_PACKAGE,
+    LABEL_CAPABILITIES,
+    LABEL_CREATED,
+    LABEL_DESCRIPTION,
+    LABEL_HEALTH_CMD,
+    LABEL_MANIFEST_DIGEST,
+    LABEL_MEMORY,
+    LABEL_PACKAGER,
+    LABEL_PIDS_LIMIT,
+    LABEL_READ_ONLY,
+    LABEL_RECIPE_DIGEST,
+    LABEL_SERVICE_PORTS,
+    LABEL_SERVICES,
+    LABEL_SOURCE,
+    LABEL_TITLE,
+    LABEL_VERSION,
+    MANIFEST_PATH,
+    PATH,
+    SBOM_PATH,
+    TABLE_PATH,
+)
 from monoimage.pipeline.layer_commit import commit_layers, split_root
 from monoimage.pipeline.strip import apply_strip, remove_build_cache, strip_rules
 from monoimage.plan.layer_plan import plan_layers
 from monoimage.plan.merge import plan
-from monoimage.plan.sbom import MANIFEST_PATH, SBOM_PATH, digest, manifest, spdx, to_json
-from monoimage.plan.service_table import TABLE_PATH, service_table_text, template_target
+from monoimage.plan.sbom import digest, manifest, spdx, to_json
+from monoimage.plan.service_table import service_table_text, template_target
 from monoimage.recipe.model import Recipe
 from monoimage.tools import buildah
 from monoimage.tools.packagers.base import (
@@ -38,17 +65,10 @@ from monoimage.tools.packagers.base import (
 from monoimage.tools.packagers.cache import deb_file_name, private_cache
 
 INIT_SOURCE = Path(__file__).parents[1] / "init"
-INIT_LIB = "/usr/lib/monoimage"
-INIT_PACKAGE = f"{INIT_LIB}/monoimage_init"
-INIT_LAUNCHER = "/usr/bin/monoimage-init"
 # -I (isolated): no PYTHON* variable, user site or script folder reaches PID 1; the launcher
 # puts the init's own folder on sys.path itself.
 LAUNCHER_TEXT = ('#!/usr/bin/python3 -I\nimport sys; sys.path.insert(0, "/usr/lib/monoimage"); '
                  'from monoimage_init.__main__ import main; sys.exit(main())\n')
-IMAGE_PYTHON = "/usr/bin/python3"
-ENTRYPOINT = (INIT_LAUNCHER, "run")
-HEALTH_CMD = (INIT_LAUNCHER, "health")
-PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TEMP_PREFIX = "localhost/monoimage-tmp-"
 CONTAINER_PREFIX = "monoimage-build-"
 STAGES = ("resolve", "rootfs", "strip", "init", "manifest", "layers", "config", "commit")
@@ -246,20 +266,20 @@ def image_config(recipe: Recipe, options: BuildOptions, manifest_digest: str
     """
     created = datetime.fromtimestamp(options.source_date_epoch, UTC)
     labels = {
-        "org.opencontainers.image.title": recipe.name,
-        "org.opencontainers.image.version": recipe.tag,
-        "org.opencontainers.image.created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "org.opencontainers.image.source": recipe.source,
-        "org.opencontainers.image.description":
+        LABEL_TITLE: recipe.name,
+        LABEL_VERSION: recipe.tag,
+        LABEL_CREATED: created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        LABEL_SOURCE: recipe.source,
+        LABEL_DESCRIPTION:
             f"monoimage golden image: {', '.join(s.name for s in recipe.services)}",
-        "io.monoimage.recipe-digest": recipe.digest,
-        "io.monoimage.manifest-digest": manifest_digest,
-        "io.monoimage.packager": recipe.distro.packager.value,
-        "io.monoimage.services": ",".join(s.name for s in recipe.services),
-        "io.monoimage.health-cmd": " ".join(HEALTH_CMD),
+        LABEL_RECIPE_DIGEST: recipe.digest,
+        LABEL_MANIFEST_DIGEST: manifest_digest,
+        LABEL_PACKAGER: recipe.distro.packager.value,
+        LABEL_SERVICES: ",".join(s.name for s in recipe.services),
+        LABEL_HEALTH_CMD: " ".join(HEALTH_CMD),
     }
     if recipe.capabilities:
-        labels["io.monoimage.capabilities"] = ",".join(recipe.capabilities)
+        labels[LABEL_CAPABILITIES] = ",".join(recipe.capabilities)
     labels.update(runtime_labels(recipe))
     pairs = tuple(sorted(labels.items()))
     return buildah.ImageConfig(
@@ -277,14 +297,14 @@ def runtime_labels(recipe: Recipe) -> dict[str, str]:
     """
     runtime = recipe.runtime
     labels = {
-        "io.monoimage.runtime.memory": runtime.memory,
-        "io.monoimage.runtime.pids-limit": str(runtime.pids_limit),
-        "io.monoimage.runtime.read-only": "true" if runtime.read_only else "false",
+        LABEL_MEMORY: runtime.memory,
+        LABEL_PIDS_LIMIT: str(runtime.pids_limit),
+        LABEL_READ_ONLY: "true" if runtime.read_only else "false",
     }
     owners = ";".join(f"{s.name}={','.join(str(p) for p in s.ports)}"
                       for s in recipe.services if s.ports)
     if owners:
-        labels["io.monoimage.service-ports"] = owners
+        labels[LABEL_SERVICE_PORTS] = owners
     return labels
 
 

@@ -38,6 +38,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from monoimage.errors import UserError
+from monoimage.image import (
+    LABEL_CREATED,
+    LABEL_DESCRIPTION,
+    LABEL_HEALTH_CMD,
+    LABEL_PACKAGER,
+    LABEL_PACKAGES_DIGEST,
+    LABEL_SERVICES,
+    LABEL_SOURCE,
+    LABEL_STRATEGY,
+    LABEL_TITLE,
+    LABEL_VERSION,
+)
 from monoimage.pipeline.build import (
     CONTAINER_PREFIX,
     ENTRYPOINT,
@@ -313,18 +325,18 @@ def _image_config(recipe: Recipe, strategy: Strategy, service: Service | None,
     pins = "".join(f"{p.name}={p.version}\n" for p in sorted(packages, key=lambda p: p.name))
     created = datetime.fromtimestamp(options.source_date_epoch, UTC)
     labels = {
-        "org.opencontainers.image.title": f"{recipe.name}-{strategy}-{part}",
-        "org.opencontainers.image.version": recipe.tag,
-        "org.opencontainers.image.created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "org.opencontainers.image.source": recipe.source,
-        "org.opencontainers.image.description":
+        LABEL_TITLE: f"{recipe.name}-{strategy}-{part}",
+        LABEL_VERSION: recipe.tag,
+        LABEL_CREATED: created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        LABEL_SOURCE: recipe.source,
+        LABEL_DESCRIPTION:
             f"monoimage {strategy} comparator: "
             + (f"service {service.name}" if service else "base image"),
-        "io.monoimage.packages-digest": "sha256:" + hashlib.sha256(pins.encode()).hexdigest(),
-        "io.monoimage.packager": recipe.distro.packager.value,
-        "io.monoimage.strategy": strategy,
-        "io.monoimage.services": service.name if service else "",
-        "io.monoimage.health-cmd": " ".join(HEALTH_CMD),
+        LABEL_PACKAGES_DIGEST: "sha256:" + hashlib.sha256(pins.encode()).hexdigest(),
+        LABEL_PACKAGER: recipe.distro.packager.value,
+        LABEL_STRATEGY: strategy,
+        LABEL_SERVICES: service.name if service else "",
+        LABEL_HEALTH_CMD: " ".join(HEALTH_CMD),
     }
     pairs = tuple(sorted(labels.items()))
     return buildah.ImageConfig(

@@ -14,14 +14,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from monoimage.errors import UserError
+from monoimage.image import HEALTH_CMD
 from monoimage.recipe.model import Recipe
 
 ProfileName = Literal["small-host", "default"]
 PROFILES: tuple[ProfileName, ...] = ("small-host", "default")
 
-# The image's entrypoint is `/usr/bin/monoimage-init run`; `health` exits 0 when every service
-# is ready (1 otherwise), which is what podman's health check expects.
-HEALTH_CMD = "/usr/bin/monoimage-init health"
 
 # What PID 1 itself needs on top of the services' own capabilities, root without them being
 # nobody in particular: CHOWN and FOWNER to hand runtime directories and rendered configs to
@@ -220,7 +218,7 @@ def stop_timeout(recipe: Recipe) -> int:
 def health_check(recipe: Recipe) -> HealthCheck:
     """`monoimage-init health`, with a start period long enough for every readiness timeout."""
     start = sum(s.ready.timeout for s in recipe.services if s.ready.kind != "none")
-    return HealthCheck(cmd=HEALTH_CMD, interval=HEALTH_INTERVAL, timeout=HEALTH_TIMEOUT,
+    return HealthCheck(cmd=" ".join(HEALTH_CMD), interval=HEALTH_INTERVAL, timeout=HEALTH_TIMEOUT,
                        retries=HEALTH_RETRIES,
                        start_period=min(math.ceil(start), START_PERIOD_CAP) or HEALTH_INTERVAL,
                        on_failure="kill")

@@ -20,8 +20,6 @@ from monoimage.recipe.model import Recipe
 from monoimage.recipe.versions import Family
 from monoimage.tools.packagers.base import InstalledPackage, Resolution
 
-MANIFEST_PATH = "/usr/share/monoimage/manifest.json"
-SBOM_PATH = "/usr/share/monoimage/sbom.spdx.json"
 MANIFEST_VERSION = 1
 
 

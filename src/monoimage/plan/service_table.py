@@ -10,10 +10,9 @@ from __future__ import annotations
 import pprint
 from typing import Any
 
+from monoimage.image import CONFIG_ROOT
 from monoimage.recipe.model import Recipe, Service
 
-TABLE_PATH = "/usr/share/monoimage/services.py"
-CONFIG_ROOT = "/run/monoimage/config"  # the init renders templates here: the root may be read-only
 TABLE_VERSION = 1
 
 

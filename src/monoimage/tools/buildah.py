@@ -18,6 +18,7 @@ from typing import Any
 import sh
 
 from monoimage.errors import MissingToolError, UserError
+from monoimage.image import BASE_ANNOTATIONS
 
 CONTAINERS_CONF = Path(__file__).parents[1] / "data" / "containers.conf"
 
@@ -72,8 +73,6 @@ def from_image(name: str, image: str) -> str:
     return buildah("from", "--name", name, "--pull-never", image).strip()
 
 
-BASE_ANNOTATIONS = ("org.opencontainers.image.base.name",
-                    "org.opencontainers.image.base.digest")
 
 
 def forget_base(container: str) -> None:

@@ -42,7 +42,8 @@ import yaml
 
 from monoimage.errors import MissingToolError, UserError
 from monoimage.footprint.figures import FootprintReport
-from monoimage.tools.skopeo import MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST, run_container_tool
+from monoimage.image import MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST
+from monoimage.tools.skopeo import run_container_tool
 
 REGISTRY_BINARY = "docker-registry"
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",

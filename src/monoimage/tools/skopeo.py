@@ -32,19 +32,15 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from monoimage.errors import MissingToolError, UserError
+from monoimage.image import (
+    GZIP_LAYER_TYPES,
+    MEDIA_DOCKER_MANIFEST,
+    MEDIA_OCI_MANIFEST,
+    PLAIN_LAYER_TYPES,
+)
 
 CONTAINERS_CONF = Path(__file__).parents[1] / "data" / "containers.conf"
 
-MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-GZIP_LAYER_TYPES = frozenset({
-    "application/vnd.oci.image.layer.v1.tar+gzip",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip",
-})
-PLAIN_LAYER_TYPES = frozenset({
-    "application/vnd.oci.image.layer.v1.tar",
-    "application/vnd.docker.image.rootfs.diff.tar",
-})
 
 FileKind = Literal["file", "dir", "symlink", "hardlink", "whiteout", "opaque", "other"]
 
