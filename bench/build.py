@@ -16,11 +16,9 @@ package cache; --cold skips that (then the first timed run also downloads).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,12 +29,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from rich.console import Console
 from rich.table import Table
 
-from monoimage.pipeline.build import BuildOptions, build, default_cache_dir, resolve
+from monoimage.pipeline.build import BuildOptions, build, resolve
 from monoimage.recipe.load import load_recipe
 from monoimage.recipe.versions import Family
 from monoimage.tools import buildah
+from monoimage.tools.cache_dir import default_cache_dir
 from monoimage.tools.packagers.apt import mmdebstrap_argv
-from monoimage.tools.packagers.base import run_tool
+from monoimage.tools.podman import image_inspect
+from monoimage.tools.run import run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def mmdebstrap_alone(recipe_path: Path, cache_dir: Path) -> tuple[float, int]:
         target = Path(tmp) / "root"
         argv = mmdebstrap_argv(recipe, resolution, target, cache_dir=cache_dir)
         start = time.monotonic()
-        run_tool(argv, env={"SOURCE_DATE_EPOCH": "0"}, what="mmdebstrap")
+        run(argv, env={"SOURCE_DATE_EPOCH": "0"}, what="mmdebstrap")
         seconds = time.monotonic() - start
         size = sum(os.lstat(os.path.join(d, f)).st_size
                    for d, _, files in os.walk(target) for f in files)
@@ -58,10 +58,7 @@ def mmdebstrap_alone(recipe_path: Path, cache_dir: Path) -> tuple[float, int]:
 
 
 def storage_size(ref: str) -> int:
-    env = {**os.environ, "CONTAINERS_CONF": str(buildah.CONTAINERS_CONF)}
-    out = subprocess.run(["podman", "image", "inspect", ref], check=True, capture_output=True,
-                         text=True, env=env).stdout
-    return int(json.loads(out)[0]["Size"])
+    return int(image_inspect(ref)["Size"])
 
 
 def bench(recipe_path: Path, cache_dir: Path, warm: bool) -> dict[str, float]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from monoimage.cli.footprint import footprint_json, print_footprint
+from monoimage.cli.footprint import print_footprint
 from monoimage.footprint.chart import footprint_chart
 from monoimage.footprint.estimate import (
     APT_CALIBRATION,
@@ -38,7 +38,9 @@ from monoimage.footprint.estimate import (
 )
 from monoimage.footprint.figures import Strategy
 from monoimage.footprint.fleet import FleetParams
-from monoimage.pipeline.build import StageEvent, default_cache_dir, resolve
+from monoimage.footprint.oci import entry_from_tarinfo
+from monoimage.footprint.report import footprint_json
+from monoimage.pipeline.build import resolve
 from monoimage.pipeline.footprint import (
     FootprintOptions,
     FootprintRun,
@@ -46,13 +48,16 @@ from monoimage.pipeline.footprint import (
     remove_images,
     run_footprint,
 )
+from monoimage.pipeline.stages import StageEvent
 from monoimage.plan.comparator_plan import plan_layered
 from monoimage.plan.day2 import PackageUpdate, update_recipes
+from monoimage.plan.resolution import Resolution
 from monoimage.recipe.load import load_recipe
-from monoimage.tools.packagers.base import Resolution
-from monoimage.tools.packagers.update_repository import host_repositories, make_update_repository
-from monoimage.tools.skopeo import default_cache_dir as default_oci_cache
-from monoimage.tools.skopeo import entry_from_tarinfo, load_image, open_layer_blob
+from monoimage.tools.cache_dir import default_cache_dir
+from monoimage.tools.packagers.apt_sources import host_repositories
+from monoimage.tools.packagers.update_repository import make_update_repository
+from monoimage.tools.skopeo import EXPORTS as OCI_EXPORTS
+from monoimage.tools.skopeo import load_image, open_layer_blob
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = ("recipes/edge-lite.yaml", "recipes/edge-compute.yaml")
@@ -108,7 +113,7 @@ def report(run: FootprintRun, after_resolution: Resolution, options: FootprintOp
     fleet = FleetParams()
     print_footprint(console, run, fleet)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "footprint.json").write_text(json.dumps(footprint_json(run, fleet), indent=2))
+    (out / "footprint.json").write_text(json.dumps(footprint_json(run.facts(), fleet), indent=2))
     (out / "footprint.svg").write_text(footprint_chart(run.report,
                                                        f"{run.recipe.name}: bytes a site pulls"))
     services = [s.name for s in run.recipe.services]
@@ -156,7 +161,7 @@ def measure_calibration(run: FootprintRun, services: list[str], images: list[Str
     raw = {k: 0 for k in ("python", "other", "none")}
     packed = {k: zlib.compressobj(6, zlib.DEFLATED, 31) for k in raw}
     gz = {k: 0 for k in raw}
-    blob = (oci_cache or default_oci_cache()) / "layout" / "blobs" / "sha256"
+    blob = (oci_cache or default_cache_dir() / OCI_EXPORTS) / "layout" / "blobs" / "sha256"
     with open_layer_blob(blob / layer.blob.digest.removeprefix("sha256:"),
                          layer.blob.media_type) as stream, tarfile.open(fileobj=stream,
                                                                          mode="r|") as tar:

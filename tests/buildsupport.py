@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from monoimage.pipeline.build import CONTAINER_PREFIX, TEMP_PREFIX
+from monoimage.pipeline.workspace import CONTAINER_PREFIX, TEMP_PREFIX
 from monoimage.tools import buildah
 from recipe_files import write_recipe
 

@@ -17,8 +17,9 @@ from click.testing import CliRunner
 
 from monoimage.cli import main
 from monoimage.image import LABEL_MEMORY, LABEL_PIDS_LIMIT, LABEL_READ_ONLY, LABEL_SERVICE_PORTS
-from monoimage.pipeline.boot import (
-    BootReport,
+from monoimage.pipeline.boot import BootReport
+from monoimage.pipeline.build import BuildOptions, image_config
+from monoimage.pipeline.host_probes import (
     build_dns_query,
     build_ntp_request,
     dns_query,
@@ -28,10 +29,8 @@ from monoimage.pipeline.boot import (
     probe_kind,
     probe_port,
     published_ports,
-    recipe_from_image,
-    runtime_from_labels,
 )
-from monoimage.pipeline.build import BuildOptions, image_config
+from monoimage.plan.image_facts import recipe_from_image, runtime_from_labels
 from monoimage.plan.run_profile import container_spec
 from monoimage.plan.service_table import service_table_text
 from monoimage.recipe.model import Port

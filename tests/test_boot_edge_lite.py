@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from monoimage.hosts.render import host_spec, render_site_env, render_systemd_unit
+from monoimage.hosts.ignition import render_site_env
+from monoimage.hosts.spec import host_spec
+from monoimage.hosts.systemd import render_systemd_unit
 from monoimage.pipeline.boot import boot
 from monoimage.pipeline.build import BuildOptions, build
 from monoimage.recipe.load import load_recipe

@@ -31,17 +31,13 @@ from monoimage.image import (
     TABLE_PATH,
 )
 from monoimage.init.table import load_table
-from monoimage.pipeline.boot import runtime_from_labels, service_ports
-from monoimage.pipeline.build import (
-    CONTAINER_PREFIX,
-    BuildOptions,
-    BuildResult,
-    build,
-    default_cache_dir,
-)
+from monoimage.pipeline.build import BuildOptions, BuildResult, build
+from monoimage.pipeline.workspace import CONTAINER_PREFIX
+from monoimage.plan.image_facts import runtime_from_labels, service_ports
 from monoimage.recipe.load import load_recipe
 from monoimage.recipe.model import Strip
 from monoimage.tools import buildah
+from monoimage.tools.cache_dir import default_cache_dir
 
 pytestmark = pytest.mark.build
 REPO = Path(__file__).resolve().parents[1]

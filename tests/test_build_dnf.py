@@ -16,15 +16,17 @@ import pytest
 
 from buildsupport import leftovers, opened, remove_images, unique_tag
 from monoimage.errors import UserError
+from monoimage.footprint.oci import Image
 from monoimage.image import MANIFEST_PATH, SBOM_PATH
 from monoimage.pipeline import layer_commit as layercommit
-from monoimage.pipeline.build import BuildOptions, BuildResult, build, default_cache_dir
+from monoimage.pipeline.build import BuildOptions, BuildResult, build
 from monoimage.plan.layer_plan import INIT, METADATA
 from monoimage.recipe.load import load_recipe
 from monoimage.tools import buildah
+from monoimage.tools.cache_dir import default_cache_dir
 from monoimage.tools.packagers.dnf import DBPATH
 from monoimage.tools.packagers.ownership import rpm_listed
-from monoimage.tools.skopeo import Image, load_image
+from monoimage.tools.skopeo import load_image
 from recipe_files import write_recipe
 from rpmrepo import EDGE_FIXTURE, RpmSpec, make_rpm_repo
 

@@ -18,15 +18,11 @@ from monoimage.image import (
     LABEL_SERVICE_PORTS,
     TABLE_PATH,
 )
-from monoimage.pipeline.boot import runtime_from_labels, service_ports
-from monoimage.pipeline.build import (
-    LAUNCHER_TEXT,
-    BuildOptions,
-    add_init,
-    compile_init,
-    image_config,
-)
-from monoimage.pipeline.strip import apply_strip, remove_build_cache, strip_rules
+from monoimage.pipeline.build import BuildOptions, image_config
+from monoimage.pipeline.install_init import LAUNCHER_TEXT, add_init, compile_init
+from monoimage.pipeline.strip import apply_strip, remove_build_cache
+from monoimage.plan.image_facts import runtime_from_labels, service_ports
+from monoimage.plan.strip_rules import strip_rules
 from monoimage.recipe.model import (
     Distro,
     Port,

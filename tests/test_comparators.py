@@ -25,13 +25,14 @@ from monoimage.errors import UserError
 from monoimage.image import ENTRYPOINT, INIT_LAUNCHER, TABLE_PATH
 from monoimage.init.table import load_table
 from monoimage.pipeline import comparators
-from monoimage.pipeline.build import CONTAINER_PREFIX, TEMP_PREFIX, resolve
+from monoimage.pipeline.build import resolve
 from monoimage.pipeline.comparators import LayeredOptions, build_layered, image_reference
+from monoimage.pipeline.workspace import CONTAINER_PREFIX, TEMP_PREFIX
 from monoimage.plan.comparator_plan import plan_layered
+from monoimage.plan.resolution import ResolvedPackage
 from monoimage.recipe.load import load_recipe
 from monoimage.tools import buildah
 from monoimage.tools.packagers.apt import AptPackager
-from monoimage.tools.packagers.base import ResolvedPackage
 from monoimage.tools.skopeo import load_image
 
 pytestmark = pytest.mark.build

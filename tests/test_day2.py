@@ -7,15 +7,12 @@ from pathlib import Path
 import pytest
 
 from monoimage.errors import UserError
+from monoimage.footprint.changes import image_changes
 from monoimage.footprint.figures import Strategy
-from monoimage.plan.day2 import (
-    PackageUpdate,
-    image_changes,
-    parse_update,
-    update_recipes,
-    version_changes,
-)
+from monoimage.footprint.oci import Blob, Image, Layer
+from monoimage.plan.day2 import PackageUpdate, parse_update, update_recipes, version_changes
 from monoimage.plan.merge import plan
+from monoimage.plan.resolution import Resolution, ResolvedPackage
 from monoimage.recipe.model import (
     AptRepository,
     Distro,
@@ -25,9 +22,7 @@ from monoimage.recipe.model import (
     Service,
 )
 from monoimage.recipe.versions import Constraint, Family
-from monoimage.tools.packagers.base import Resolution, ResolvedPackage
-from monoimage.tools.packagers.update_repository import host_repositories, parse_source_line
-from monoimage.tools.skopeo import Blob, Image, Layer
+from monoimage.tools.packagers.apt_sources import host_repositories, parse_source_line
 
 
 def pkg(name: str, version: str, *depends: str, by: tuple[str, ...] = (),

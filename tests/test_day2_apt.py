@@ -17,19 +17,18 @@ import pytest
 
 from buildsupport import opened
 from footprint_support import Built, edge_lite_footprint
+from monoimage.footprint.changes import image_changes
 from monoimage.footprint.figures import Strategy, day2
-from monoimage.pipeline.build import default_cache_dir, resolve
+from monoimage.pipeline.build import resolve
 from monoimage.pipeline.comparators import LayeredOptions, build_layered
 from monoimage.pipeline.footprint import remove_images
-from monoimage.plan.day2 import PackageUpdate, image_changes, update_recipes, version_changes
+from monoimage.plan.day2 import PackageUpdate, update_recipes, version_changes
 from monoimage.recipe.load import load_recipe
 from monoimage.tools import buildah
+from monoimage.tools.cache_dir import default_cache_dir
 from monoimage.tools.packagers.apt import AptPackager
-from monoimage.tools.packagers.update_repository import (
-    UPDATE_SUFFIX,
-    host_repositories,
-    make_update_repository,
-)
+from monoimage.tools.packagers.apt_sources import host_repositories
+from monoimage.tools.packagers.update_repository import UPDATE_SUFFIX, make_update_repository
 from monoimage.tools.skopeo import load_image
 
 pytestmark = pytest.mark.build

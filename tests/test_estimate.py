@@ -15,9 +15,9 @@ from monoimage.footprint.estimate import (
     predicted_strategies,
 )
 from monoimage.footprint.figures import FootprintReport, StrategyFigures
+from monoimage.plan.resolution import Resolution, ResolvedPackage
 from monoimage.recipe.model import Distro, FamilyPackages, PackageRequest, Recipe, Service
 from monoimage.recipe.versions import Family
-from monoimage.tools.packagers.base import Resolution, ResolvedPackage
 
 # Round constants so that every figure can be worked out by hand.
 CAL = Calibration(layer_per_download=2.0, disk_per_installed=0.5,

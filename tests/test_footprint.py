@@ -17,7 +17,7 @@ from monoimage.footprint.figures import (
     megabytes,
     unique_blobs,
 )
-from monoimage.tools.skopeo import Blob, FileEntry, Image, Layer
+from monoimage.footprint.oci import Blob, FileEntry, Image, Layer
 
 GZ = "application/vnd.oci.image.layer.v1.tar+gzip"
 

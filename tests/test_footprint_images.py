@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monoimage.errors import UserError
-from monoimage.tools.skopeo import run_container_tool
+from monoimage.tools.buildah import buildah
 
 # package -> {path: size}; the services: a and b need libshared, c does not.
 PACKAGES: dict[str, dict[str, int]] = {
@@ -72,24 +72,24 @@ class ImageBuilder:
         return parent
 
     def _commit_layer(self, parent: str, files: Mapping[str, bytes], ref: str) -> None:
-        container = run_container_tool(["buildah", "from", "--pull-never", parent]).decode().strip()
+        container = buildah("from", "--pull-never", parent).strip()
         try:
             with tempfile.TemporaryDirectory(prefix="monoimage-test-layer-") as tmp:
                 for path, content in files.items():
                     target = Path(tmp) / path.lstrip("/")
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(content)
-                run_container_tool(["buildah", "copy", "--quiet", container, tmp, "/"])
+                buildah("copy", "--quiet", container, tmp, "/")
             self.made.append(ref)
-            run_container_tool(["buildah", "commit", "--quiet", "--timestamp", "0",
-                                "--omit-history", "--identity-label=false", container, ref])
+            buildah("commit", "--quiet", "--timestamp", "0", "--omit-history",
+                    "--identity-label=false", container, ref)
         finally:
-            run_container_tool(["buildah", "rm", container])
+            buildah("rm", container)
 
     def close(self) -> None:
         for ref in reversed(self.made):
             with suppress(UserError):  # already gone with an image that shared its name
-                run_container_tool(["buildah", "rmi", ref])
+                buildah("rmi", ref)
 
 
 @contextmanager

@@ -15,7 +15,8 @@ import pytest
 
 from monoimage.footprint.chart import footprint_chart
 from monoimage.footprint.figures import FootprintReport, Strategy, footprint_report
-from monoimage.tools.registry import Deployment, MeasuredPull, check_pulls, measure_deployments
+from monoimage.footprint.pull_check import Deployment, MeasuredPull, check_pulls
+from monoimage.tools.registry import measure_deployments
 from monoimage.tools.skopeo import load_image
 from test_footprint_images import ToyStrategies, build_strategies, image_builder, owner
 

@@ -23,24 +23,17 @@ import pytest
 import yaml
 
 from monoimage.errors import UserError
-from monoimage.hosts.render import (
-    FORMATS,
-    QUADLET_KEY_SINCE,
-    PodmanVersion,
+from monoimage.hosts.artefacts import FORMATS, render_artefacts
+from monoimage.hosts.ignition import (
     host_bundle,
-    host_spec,
-    parse_podman_version,
-    plain_unit_name,
-    render_artefacts,
     render_butane,
     render_ignition,
     render_mirror_conf,
-    render_quadlet,
     render_site_env,
-    render_systemd_unit,
-    systemd_quote,
-    systemd_run_command,
 )
+from monoimage.hosts.quadlet import QUADLET_KEY_SINCE, render_quadlet
+from monoimage.hosts.spec import PodmanVersion, host_spec, parse_podman_version, plain_unit_name
+from monoimage.hosts.systemd import render_systemd_unit, systemd_quote, systemd_run_command
 from monoimage.plan.run_profile import podman_run_options
 from test_runprofile import edge_recipe
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from monoimage.errors import UserError
-from monoimage.pipeline.layer_commit import copy_paths, root_entries
+from monoimage.pipeline.layer_commit import root_entries
+from monoimage.tools.tar import copy_paths
 
 CAPABILITY = "security.capability"
 # cap_net_raw=ep, as `setcap` writes it (VFS_CAP_REVISION_2).

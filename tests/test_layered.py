@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from monoimage.plan.comparator_plan import plan_layered
+from monoimage.plan.resolution import Resolution, ResolvedPackage
 from monoimage.recipe.versions import Family
-from monoimage.tools.packagers.base import Resolution, ResolvedPackage
 
 
 def pkg(name: str, *depends: str, by: tuple[str, ...] = (), base: bool = False

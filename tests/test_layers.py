@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from monoimage.errors import UserError
 from monoimage.plan.layer_plan import BUCKETS, INIT, METADATA, LayerPlan, assign_paths, plan_layers
+from monoimage.plan.resolution import ResolvedPackage
 from monoimage.recipe.model import Layering
-from monoimage.tools.packagers.base import ResolvedPackage
 
 MIB = 1 << 20
 

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 
 from monoimage.errors import UserError
-from monoimage.image import MEDIA_OCI_MANIFEST
-from monoimage.tools import skopeo as oci
-from monoimage.tools.skopeo import (
+from monoimage.footprint.oci import (
     FileEntry,
     entry_from_tarinfo,
     parse_diff_ids,
     parse_manifest,
     read_layer,
 )
+from monoimage.image import MEDIA_OCI_MANIFEST
+from monoimage.tools import skopeo as oci
 from test_footprint_images import image_builder, package_files
 
 
@@ -125,8 +125,7 @@ def two_layer_image() -> Iterator[str]:
 @pytest.mark.build
 def test_load_image_reads_blobs_diff_ids_and_files(two_layer_image: str, tmp_path: Path) -> None:
     image = oci.load_image(two_layer_image, tmp_path)
-    config = json.loads(oci.run_container_tool(
-        ["skopeo", "inspect", "--config", f"containers-storage:{two_layer_image}"]))
+    config = json.loads(oci.skopeo("inspect", "--config", f"containers-storage:{two_layer_image}"))
     assert [layer.diff_id for layer in image.layers] == config["rootfs"]["diff_ids"]
     layout = tmp_path / "layout" / "blobs" / "sha256"
     for layer in image.layers:
@@ -147,13 +146,13 @@ def test_a_second_load_reuses_the_export(two_layer_image: str, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     first = oci.load_image(two_layer_image, tmp_path)
     calls: list[list[str]] = []
-    real = oci.run_container_tool
+    real = oci.skopeo
 
-    def spy(argv: list[str]) -> bytes:
-        calls.append(list(argv))
-        return real(argv)
+    def spy(*args: str) -> bytes:
+        calls.append(["skopeo", *args])
+        return real(*args)
 
-    monkeypatch.setattr(oci, "run_container_tool", spy)
+    monkeypatch.setattr(oci, "skopeo", spy)
     assert oci.load_image(two_layer_image, tmp_path) == first
     assert [argv[:2] for argv in calls] == [["skopeo", "inspect"]]
 

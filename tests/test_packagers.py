@@ -9,7 +9,8 @@ import pytest
 from debian.deb822 import Deb822
 
 from monoimage.errors import UserError
-from monoimage.pipeline.build import default_cache_dir, resolve
+from monoimage.pipeline.build import resolve
+from monoimage.plan.resolution import Resolution, ResolvedPackage
 from monoimage.recipe.model import (
     Distro,
     DnfRepository,
@@ -19,8 +20,8 @@ from monoimage.recipe.model import (
     Service,
 )
 from monoimage.recipe.versions import Family, parse_constraint
+from monoimage.tools.cache_dir import default_cache_dir
 from monoimage.tools.packagers.apt import _closure, _relations
-from monoimage.tools.packagers.base import Resolution, ResolvedPackage
 from rpmrepo import EDGE_FIXTURE, RpmSpec, make_rpm_repo
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from monoimage.tools.packagers.base import ResolvedPackage
+from monoimage.plan.resolution import ResolvedPackage
 from monoimage.tools.packagers.cache import APT_ARCHIVES, deb_file_name, private_cache
 
 

@@ -12,18 +12,10 @@ from threading import Thread
 import pytest
 
 from monoimage.errors import UserError
+from monoimage.footprint.pull_check import Deployment, PullCheck, PullMeasure, Served, repo_tags
 from monoimage.tools import registry as registry_module
-from monoimage.tools.registry import (
-    Deployment,
-    PullCheck,
-    PullMeasure,
-    Served,
-    counting_proxy,
-    empty_site,
-    push,
-    repo_tags,
-    serve_registry,
-)
+from monoimage.tools.counting_proxy import counting_proxy
+from monoimage.tools.registry import empty_site, push, serve_registry
 from monoimage.tools.skopeo import load_image
 from test_footprint_images import image_builder, package_files
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import re
 
+from monoimage.plan.resolution import InstalledPackage, Resolution, ResolvedPackage
 from monoimage.plan.sbom import StripRecord, digest, manifest, purl, spdx, to_json
 from monoimage.recipe.model import Distro, Recipe, Service
 from monoimage.recipe.versions import Family
-from monoimage.tools.packagers.base import InstalledPackage, Resolution, ResolvedPackage
 
 
 def _inputs() -> tuple[Recipe, Resolution, tuple[InstalledPackage, ...]]:

@@ -13,18 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rpm_vercmp import vercmp as library_rpmvercmp
 
+from monoimage.recipe.version_ranges import Bound, VersionRange, intersect, pick_best, satisfies
 from monoimage.recipe.versions import (
     OPERATORS,
-    Bound,
     Constraint,
     Family,
-    VersionRange,
     compare,
-    intersect,
     is_valid_version,
     parse_constraint,
-    pick_best,
-    satisfies,
 )
 
 APT, DNF = Family.APT, Family.DNF

@@ -18,15 +18,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from rpm_vercmp import vercmp as library_rpmvercmp
 
-from monoimage.recipe.versions import (
-    OPERATORS,
-    Constraint,
-    Family,
-    compare,
-    intersect,
-    is_valid_version,
-    satisfies,
-)
+from monoimage.recipe.version_ranges import intersect, satisfies
+from monoimage.recipe.versions import OPERATORS, Constraint, Family, compare, is_valid_version
 
 T = TypeVar("T")
 

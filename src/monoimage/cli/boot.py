@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from monoimage.cli.progress import interruptible
 from monoimage.pipeline.boot import BootReport, boot
 from monoimage.plan.run_profile import PROFILES
 from monoimage.recipe.load import load_recipe
-
-INTERRUPTED = 130
 
 
 @click.command("boot")
@@ -41,26 +38,16 @@ def boot_command(image: str, recipe: Path | None, profile: str, timeout: float, 
     """
     console = Console(stderr=True, quiet=as_json)
     loaded = load_recipe(recipe) if recipe is not None else None
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        with console.status(f"booting {image}") as status:
-            report = boot(image, loaded, profile=profile, timeout=timeout,  # type: ignore[arg-type]
-                          keep=keep, recipe_from=f"recipe {recipe}" if recipe else "image",
-                          progress=lambda text: status.update(text))
-    except KeyboardInterrupt:
-        click.echo("monoimage: boot interrupted: the container was removed", err=True)
-        sys.exit(INTERRUPTED)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with interruptible("boot interrupted: the container was removed"), \
+            console.status(f"booting {image}") as status:
+        report = boot(image, loaded, profile=profile, timeout=timeout,  # type: ignore[arg-type]
+                      keep=keep, recipe_from=f"recipe {recipe}" if recipe else "image",
+                      progress=lambda text: status.update(text))
     if as_json:
         click.echo(json.dumps(report_json(report), indent=2))
     else:
         print_report(report, Console())
     sys.exit(0 if report.ok else 1)
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def report_json(report: BootReport) -> dict[str, object]:

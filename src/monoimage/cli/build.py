@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import json
-import signal
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 import click
 from rich.console import Console
-from rich.status import Status
 
-from monoimage.pipeline.build import BuildOptions, BuildResult, StageEvent, build, default_cache_dir
+from monoimage.cli.progress import interruptible, stage_reporter
+from monoimage.pipeline.build import BuildOptions, BuildResult, build
 from monoimage.pipeline.build import source_date_epoch_from_env as _env_epoch
 from monoimage.recipe.load import load_recipe
-
-INTERRUPTED = 130
+from monoimage.tools.cache_dir import default_cache_dir
 
 
 @click.command("build")
@@ -53,34 +48,14 @@ def build_command(recipe: Path, tag: str | None, quiet: bool, as_json: bool,
                            else _env_epoch()),
         with_init_python=not no_init_python, image_format=image_format,
         **({"build_id": build_id} if build_id else {}))
-    previous = signal.signal(signal.SIGTERM, _terminate)
     started = time.monotonic()
-    try:
-        with console.status(f"building {options.tag or loaded.reference}") as status:
-            result = build(loaded, options, _reporter(console, status))
-    except KeyboardInterrupt:
-        click.echo("monoimage: build interrupted: nothing was tagged; the working container "
-                   "and temporary image were removed", err=True)
-        sys.exit(INTERRUPTED)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with interruptible("build interrupted: nothing was tagged; the working container and "
+                       "temporary image were removed"), \
+            console.status(f"building {options.tag or loaded.reference}") as status:
+        result = build(loaded, options, stage_reporter(console, status))
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2))
     _summary(console, result, time.monotonic() - started)
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
-
-
-def _reporter(console: Console, status: Status) -> Callable[[StageEvent], None]:
-    def report(event: StageEvent) -> None:
-        if event.state == "start":
-            status.update(f"[bold]{event.stage}[/] …")
-        else:
-            detail = f"  {event.detail}" if event.detail else ""
-            console.print(f"[green]✓[/] {event.stage:<9} {event.elapsed:6.1f}s{detail}")
-    return report
 
 
 def _summary(console: Console, result: BuildResult, seconds: float) -> None:

@@ -10,39 +10,38 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from monoimage.cli.progress import interruptible, stage_reporter
 from monoimage.errors import UserError
 from monoimage.footprint.chart import footprint_chart
-from monoimage.footprint.estimate import Estimate, estimate_footprint
-from monoimage.footprint.figures import SitePull
+from monoimage.footprint.estimate import Estimate
 from monoimage.footprint.fleet import FleetFigures, FleetParams, StrategyRollout
-from monoimage.pipeline.build import StageEvent, default_cache_dir, resolve
+from monoimage.footprint.report import TOLERANCE, footprint_json
+from monoimage.pipeline.build import resolve
 from monoimage.pipeline.build import source_date_epoch_from_env as _env_epoch
-from monoimage.pipeline.footprint import FootprintOptions, FootprintRun, run_footprint
+from monoimage.pipeline.footprint import (
+    FootprintOptions,
+    FootprintRun,
+    estimate_footprint,
+    run_footprint,
+)
 from monoimage.plan.day2 import PackageUpdate, Repository, parse_update
 from monoimage.recipe.load import load_recipe
 from monoimage.recipe.model import DnfRepository, Recipe
 from monoimage.recipe.versions import Family
-from monoimage.tools.packagers.update_repository import (
-    host_repositories,
-    make_update_repository,
-    parse_source_line,
-)
+from monoimage.tools.cache_dir import default_cache_dir
+from monoimage.tools.packagers.apt_sources import host_repositories, parse_source_line
+from monoimage.tools.packagers.update_repository import make_update_repository
 
-INTERRUPTED = 130
 VERIFY_FAILED = 1
-TOLERANCE = 0.01
 
 
 @click.command("footprint")
@@ -102,35 +101,29 @@ def footprint_command(recipe: Path, update_spec: str | None, simulate_update: st
         raise UserError("--repo-extra: the repositories a day-2 update comes from; give "
                         "--update NAME=VERSION too")
     extra_repos = tuple(parse_repository(loaded, text, i) for i, text in enumerate(extra, 1))
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        with console.status("footprint") as status, tempfile.TemporaryDirectory(
-                prefix="monoimage-update-repo-") as scratch:
-            update = parse_update(update_spec) if update_spec else None
-            if simulate_update:
-                update, repo = _simulated_update(loaded, simulate_update, Path(scratch), cache,
-                                                 not no_init_python)
-                extra_repos += (repo,)
-            hosts = (host_repositories() if loaded.distro.packager is Family.APT
-                     and not loaded.distro.repositories and extra_repos else ())
-            options = FootprintOptions(
-                tag=tag, cache_dir=cache, out_dir=out,
-                source_date_epoch=(source_date_epoch if source_date_epoch is not None
-                                   else _env_epoch()),
-                with_init_python=not no_init_python, update=update,
-                extra_repositories=extra_repos, host_repositories=hosts, verify=verify,
-                fleet=fleet)
-            progress = _reporter(console, status)
-            result: FootprintRun | Estimate = (
-                estimate_footprint(loaded, options, progress) if estimate
-                else run_footprint(loaded, options, progress))
-    except KeyboardInterrupt:
-        click.echo("monoimage: footprint interrupted: working containers and temporary "
-                   "images were removed", err=True)
-        sys.exit(INTERRUPTED)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    doc = footprint_json(result, fleet)
+    with interruptible("footprint interrupted: working containers and temporary images were "
+                       "removed"), \
+            console.status("footprint") as status, \
+            tempfile.TemporaryDirectory(prefix="monoimage-update-repo-") as scratch:
+        update = parse_update(update_spec) if update_spec else None
+        if simulate_update:
+            update, repo = _simulated_update(loaded, simulate_update, Path(scratch), cache,
+                                             not no_init_python)
+            extra_repos += (repo,)
+        hosts = (host_repositories() if loaded.distro.packager is Family.APT
+                 and not loaded.distro.repositories and extra_repos else ())
+        options = FootprintOptions(
+            tag=tag, cache_dir=cache, out_dir=out,
+            source_date_epoch=(source_date_epoch if source_date_epoch is not None
+                               else _env_epoch()),
+            with_init_python=not no_init_python, update=update,
+            extra_repositories=extra_repos, host_repositories=hosts, verify=verify,
+            fleet=fleet)
+        progress = stage_reporter(console, status, width=28)
+        result: FootprintRun | Estimate = (
+            estimate_footprint(loaded, options, progress) if estimate
+            else run_footprint(loaded, options, progress))
+    doc = footprint_json(result.facts(), fleet)
     out.mkdir(parents=True, exist_ok=True)
     (out / "footprint.json").write_text(json.dumps(doc, indent=2) + "\n")
     chart_path = chart or out / "footprint.svg"
@@ -206,19 +199,6 @@ def parse_repository(recipe: Recipe, text: str, index: int) -> Repository:
 
 
 # ---------------------------------------------------------------- output
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
-
-
-def _reporter(console: Console, status: Any) -> Any:
-    def report(event: StageEvent) -> None:
-        if event.state == "start":
-            status.update(f"[bold]{event.stage}[/] …")
-        else:
-            console.print(f"[green]✓[/] {event.stage:<28} {event.elapsed:6.1f}s")
-    return report
 
 
 def _mb(size: int | None) -> str:
@@ -323,81 +303,4 @@ def _part(reference: str) -> str:
 
 
 # ---------------------------------------------------------------- JSON
-
-
-def footprint_json(result: FootprintRun | Estimate, fleet: FleetParams) -> dict[str, Any]:
-    """Every figure as plain data (bytes as integers, times in seconds)."""
-    rollouts = {r.name: r for r in result.rollouts}
-    doc: dict[str, Any] = {
-        "recipe": result.recipe.name,
-        "packager": result.recipe.distro.packager.value,
-        "mode": "estimated" if isinstance(result, Estimate) else "measured",
-        "packages": len(result.resolution.packages),
-        "services": [s.name for s in result.recipe.services],
-        "baseline": result.report.baseline,
-        "verdict": result.report.verdict,
-        "fleet": {"sites": fleet.sites, "site_bandwidth_bps": fleet.site_bandwidth_bps,
-                  "rtt_s": fleet.rtt_s, "sites_per_mirror": fleet.sites_per_mirror,
-                  "registry_egress_bps": fleet.registry_egress_bps,
-                  "mirror_uplink_bps": fleet.mirror_uplink_bps,
-                  "mirror_egress_bps": fleet.mirror_egress_bps},
-        "strategies": [],
-        "update": None if result.update is None else {
-            "name": result.update.name, "version": result.update.version,
-            "changes": [{"name": c.name, "before": c.before, "after": c.after}
-                        for c in result.version_changes]},
-    }
-    images = ({s.name: s.references for s in result.images}
-              if isinstance(result, FootprintRun) else {})
-    updated = ({s.name: s.references for s in result.updated_images}
-               if isinstance(result, FootprintRun) else {})
-    changes = ({s.name: s.images for s in result.changes}
-               if isinstance(result, FootprintRun) else {})
-    for figures in result.report.strategies:
-        roll = rollouts[figures.name]
-        doc["strategies"].append({
-            "name": figures.name,
-            "images": list(images.get(figures.name, ())),
-            "image_count": figures.images,
-            "layers": figures.layers,
-            "first_deploy": _pull_json(figures.first_deploy),
-            "disk_bytes": figures.disk_bytes,
-            "duplicated_bytes": figures.duplicated_bytes,
-            "duplicated_files": figures.duplicated_files,
-            "top_duplicated_packages": [
-                {"package": p.package, "files": p.files, "bytes": p.bytes_wasted}
-                for p in figures.top_packages],
-            "day2": _pull_json(figures.day2) if figures.day2 else None,
-            "day2_images": list(updated.get(figures.name, ())),
-            "day2_changes": [
-                {"image": c.image, "changed": c.manifest_changed, "layers": c.layers,
-                 "new_layers": [{"digest": d, "bytes": s} for d, s in c.new_layers]}
-                for c in changes.get(figures.name, ())],
-            "fleet": {
-                "first_deploy": _rollout_json(roll.first_deploy.direct,
-                                              roll.first_deploy.mirrored),
-                "day2": (_rollout_json(roll.day2.direct, roll.day2.mirrored)
-                         if roll.day2 else None)},
-        })
-    if isinstance(result, FootprintRun):
-        doc["verification"] = [
-            {"strategy": c.name, "figure": c.figure, "computed": c.computed,
-             "served": c.served, "relative_error": c.relative_error,
-             "agrees": c.agrees(TOLERANCE)} for c in result.checks]
-    else:
-        doc["calibration"] = result.calibration.as_json()
-    return doc
-
-
-def _pull_json(pull: SitePull) -> dict[str, int]:
-    return {"bytes": pull.bytes, "images": pull.images, "manifests": pull.manifests,
-            "blobs": pull.blobs, "checks": pull.checks}
-
-
-def _rollout_json(direct: FleetFigures, mirrored: FleetFigures) -> dict[str, Any]:
-    def one(figures: FleetFigures) -> dict[str, Any]:
-        return {"wan_bytes": figures.wan_bytes, "site_link_bytes": figures.site_link_bytes,
-                "site_seconds": figures.site_seconds,
-                "rollout_seconds": figures.rollout_seconds, "bottleneck": figures.bottleneck}
-    return {"direct": one(direct), "mirrored": one(mirrored)}
 

@@ -10,14 +10,8 @@ from pathlib import Path
 import click
 
 from monoimage.errors import UserError
-from monoimage.hosts.render import (
-    FORMATS,
-    Artefact,
-    artefact_names,
-    host_spec,
-    parse_podman_version,
-    render_artefacts,
-)
+from monoimage.hosts.artefacts import FORMATS, Artefact, artefact_names, render_artefacts
+from monoimage.hosts.spec import host_spec, parse_podman_version
 from monoimage.recipe.load import load_recipe
 
 

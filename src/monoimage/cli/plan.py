@@ -11,10 +11,11 @@ from rich.console import Console
 from rich.table import Table
 
 from monoimage.cli.resolve import print_resolution, resolution_json
-from monoimage.pipeline.build import default_cache_dir, resolve
+from monoimage.pipeline.build import resolve
 from monoimage.plan.merge import Plan, plan
 from monoimage.recipe.load import load_recipe
-from monoimage.recipe.versions import VersionRange
+from monoimage.recipe.version_ranges import VersionRange
+from monoimage.tools.cache_dir import default_cache_dir
 
 
 @click.command("plan")

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from monoimage.tools.packagers.base import Resolution
+from monoimage.plan.resolution import Resolution
 
 
 def resolution_json(resolution: Resolution) -> dict[str, Any]:

@@ -30,18 +30,16 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from monoimage.footprint.figures import FootprintReport, Strategy, footprint_report
-from monoimage.footprint.fleet import StrategyRollout, strategy_rollouts
+from monoimage.footprint.figures import MONOIMAGE, FootprintReport, Strategy, footprint_report
+from monoimage.footprint.fleet import StrategyRollout
+from monoimage.footprint.oci import Blob, FileEntry, Image, Layer
+from monoimage.footprint.report import FootprintFacts
 from monoimage.image import MEDIA_OCI_CONFIG, MEDIA_OCI_GZIP_LAYER, MEDIA_OCI_MANIFEST
-from monoimage.pipeline.build import Progress
-from monoimage.pipeline.comparators import stage
-from monoimage.pipeline.footprint import MONOIMAGE, FootprintOptions, resolve_day2
 from monoimage.plan.comparator_plan import STRATEGIES, plan_layered
-from monoimage.plan.day2 import PackageUpdate, VersionChange, update_recipes, version_changes
+from monoimage.plan.day2 import PackageUpdate, VersionChange
+from monoimage.plan.resolution import Resolution, ResolvedPackage
 from monoimage.recipe.model import Recipe
 from monoimage.recipe.versions import Family
-from monoimage.tools.packagers.base import Resolution, ResolvedPackage
-from monoimage.tools.skopeo import Blob, FileEntry, Image, Layer
 
 PACKAGE_PREFIX = "/monoimage-estimate/package/"
 DATABASE_PATH = "/monoimage-estimate/package-database"
@@ -102,32 +100,12 @@ class Estimate:
     update: PackageUpdate | None = None
     version_changes: tuple[VersionChange, ...] = ()
 
-
-def estimate_footprint(recipe: Recipe, options: FootprintOptions,
-                       progress: Progress | None = None,
-                       calibration: Calibration = APT_CALIBRATION) -> Estimate:
-    """Resolve (day 1, and day 2 on an update) and predict every figure; build nothing."""
-    from monoimage.pipeline.build import resolve
-
-    report_event = progress or (lambda event: None)
-    with stage(report_event, "resolve"):
-        resolution = resolve(recipe, cache_dir=options.cache_dir,
-                             with_init_python=options.with_init_python)
-    after: Resolution | None = None
-    changes: tuple[VersionChange, ...] = ()
-    if options.update is not None:
-        recipes = update_recipes(recipe, resolution, options.update,
-                                 options.extra_repositories, options.host_repositories)
-        with stage(report_event, "resolve day 2"):
-            if recipes.before is not recipe:
-                resolution = resolve(recipes.before, cache_dir=options.cache_dir,
-                                     with_init_python=options.with_init_python)
-            after = resolve_day2(recipes.after, options)
-        changes = version_changes(resolution, after)
-    report = estimate_report(recipe, resolution, after, calibration)
-    return Estimate(recipe, resolution, report, strategy_rollouts(report.strategies,
-                                                                  options.fleet),
-                    calibration, options.update, changes)
+    def facts(self) -> FootprintFacts:
+        """What the JSON report says of this estimate."""
+        return FootprintFacts(
+            recipe=self.recipe, packages=len(self.resolution.packages), report=self.report,
+            rollouts=self.rollouts, update=self.update, version_changes=self.version_changes,
+            calibration=self.calibration.as_json())
 
 
 def estimate_report(recipe: Recipe, resolution: Resolution, after: Resolution | None = None,
@@ -154,14 +132,6 @@ def predicted_strategies(resolution: Resolution, services: Sequence[str],
             images.append(_image(f"{name} {child.service}", [base_layer, layer], calibration))
         strategies.append(Strategy(name, tuple(images)))
     return strategies
-
-
-def estimate_layer_sizes(calibration: Calibration, family: Family,
-                         packages: Sequence[ResolvedPackage]) -> tuple[float, float]:
-    """(compressed, unpacked) bytes of these packages' files alone, as predicted."""
-    sizes = _Sizes(calibration, family)
-    return (sizes.compressed(packages),
-            float(sum(sizes.package_file(p).size for p in packages)))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from monoimage.tools.skopeo import Blob, Image, Layer
+from monoimage.footprint.oci import Blob, Image, Layer
+
+MONOIMAGE = "monoimage"  # the golden image's strategy: the baseline of every comparison
 
 PackageOwner = Callable[[str], str | None]
 """Maps an absolute path to the package that owns it, or None when no package does."""

@@ -1,47 +1,57 @@
 """`monoimage footprint`, the imperative shell: build all three strategies, measure, verify.
 
-1. resolve the recipe once (the pinned closure every strategy installs);
-2. build monoimage's golden image (`build.build`) and the two layered comparators
-   (`comparators.build_layered`) from that closure, and check the golden image holds exactly it;
-3. on `update`, derive the day-1 and day-2 recipes (day2.py) and build all three strategies for
-   each day, day 2 under the tag `<tag>-day2`;
-4. export every image (oci.py) and compute the footprint report, the fleet rollouts and, per
-   strategy, which day-2 blobs a site must fetch;
-5. with `verify`, push everything to a loopback docker-registry and count the bytes a real pull
-   into an empty site storage serves (registry.py), first deploy and day 2.
+1. resolve the recipe once, and on `update` derive the day-1 and day-2 recipes (plan/day2.py)
+   and resolve each (`resolve_days`): the pinned closures every build of the run installs;
+2. build monoimage's golden image (`build.build`, from that resolution) and the two layered
+   comparators (`comparators.build_layered`) for each day, day 2 under the tag `<tag>-day2`;
+3. export every image (tools/skopeo.py) and compute the footprint report, the fleet rollouts
+   and, per strategy, which day-2 blobs a site must fetch;
+4. with `verify`, push everything to a loopback docker-registry and count the bytes a real pull
+   into an empty site storage serves (tools/registry.py), first deploy and day 2.
+
+`estimate_footprint` resolves the same way and predicts the figures instead (footprint/estimate.py).
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from monoimage.errors import UserError
-from monoimage.footprint.figures import FootprintReport, PackageOwner, Strategy, footprint_report
+from monoimage.footprint.changes import ImageChange, image_changes
+from monoimage.footprint.estimate import APT_CALIBRATION, Calibration, Estimate, estimate_report
+from monoimage.footprint.figures import (
+    MONOIMAGE,
+    FootprintReport,
+    PackageOwner,
+    Strategy,
+    footprint_report,
+)
 from monoimage.footprint.fleet import FleetParams, StrategyRollout, strategy_rollouts
-from monoimage.pipeline.build import BuildOptions, Progress, build, default_cache_dir, resolve
-from monoimage.pipeline.comparators import LayeredOptions, build_layered, stage
+from monoimage.footprint.pull_check import Deployment, PullCheck, check_pulls
+from monoimage.footprint.report import FootprintFacts
+from monoimage.pipeline.build import BuildOptions, build, resolve
+from monoimage.pipeline.comparators import LayeredOptions, build_layered
+from monoimage.pipeline.stages import Progress, Stages
 from monoimage.plan.comparator_plan import STRATEGIES
 from monoimage.plan.day2 import (
-    ImageChange,
     PackageUpdate,
     Repository,
     VersionChange,
-    image_changes,
     update_recipes,
     version_changes,
 )
+from monoimage.plan.resolution import Resolution
 from monoimage.recipe.model import Recipe
 from monoimage.recipe.versions import Family
 from monoimage.tools import buildah
-from monoimage.tools.packagers.base import Resolution
-from monoimage.tools.registry import Deployment, PullCheck, check_pulls, measure_deployments
+from monoimage.tools.cache_dir import default_cache_dir
+from monoimage.tools.packagers.ownership import read_ownership
+from monoimage.tools.registry import measure_deployments
 from monoimage.tools.skopeo import load_image
 
-MONOIMAGE = "monoimage"
 DAY2_SUFFIX = "-day2"
 
 
@@ -98,37 +108,27 @@ class FootprintRun:
         """Every image this run built (first deploy and day 2)."""
         return tuple(ref for s in (*self.images, *self.updated_images) for ref in s.references)
 
+    def facts(self) -> FootprintFacts:
+        """What the JSON report says of this run."""
+        return FootprintFacts(
+            recipe=self.recipe, packages=len(self.resolution.packages), report=self.report,
+            rollouts=self.rollouts, update=self.update, version_changes=self.version_changes,
+            images={s.name: s.references for s in self.images},
+            updated_images={s.name: s.references for s in self.updated_images},
+            changes={s.name: s.images for s in self.changes}, checks=self.checks)
+
 
 def run_footprint(recipe: Recipe, options: FootprintOptions,
                   progress: Progress | None = None) -> FootprintRun:
     """Build all three strategies (and their day-2 rebuilds), measure them, verify on a pull."""
-    report_event = progress or (lambda event: None)
-    tag = options.tag
-    with stage(report_event, "resolve"):
-        resolution = resolve(recipe, cache_dir=options.cache_dir,
-                             with_init_python=options.with_init_python)
-    before_recipe, after_recipe = recipe, None
-    if options.update is not None:
-        recipes = update_recipes(recipe, resolution, options.update,
-                                 options.extra_repositories, options.host_repositories)
-        before_recipe, after_recipe = recipes.before, recipes.after
-        if before_recipe is not recipe:
-            resolution = resolve(before_recipe, cache_dir=options.cache_dir,
-                                 with_init_python=options.with_init_python)
-    images = build_strategies(before_recipe, resolution, options, tag, report_event)
+    stages = Stages(progress)
+    days = resolve_days(recipe, options, stages)
+    images = build_strategies(days.before, days.resolution, options, options.tag, stages)
     updated: tuple[StrategyImages, ...] = ()
-    changed: tuple[VersionChange, ...] = ()
-    after_resolution = None
-    if after_recipe is not None:
-        with stage(report_event, "resolve day 2"):
-            after_resolution = resolve_day2(after_recipe, options)
-        changed = version_changes(resolution, after_resolution)
-        if not changed:
-            raise UserError(f"--update {options.update}: day 2 resolves the same versions "
-                            f"as day 1")
-        updated = build_strategies(after_recipe, after_resolution, options, tag + DAY2_SUFFIX,
-                                   report_event)
-    with stage(report_event, "measure"):
+    if days.after is not None and days.after_resolution is not None:
+        updated = build_strategies(days.after, days.after_resolution, options,
+                                   options.tag + DAY2_SUFFIX, stages)
+    with stages.stage("measure"):
         first = _load(images, options.oci_cache)
         second = _load(updated, options.oci_cache)
         owner = package_owners(images[0].references[0], recipe.distro.packager)
@@ -137,12 +137,55 @@ def run_footprint(recipe: Recipe, options: FootprintOptions,
                         for b, a in zip(first, second, strict=False))
     checks: tuple[PullCheck, ...] = ()
     if options.verify:
-        with stage(report_event, "verify on a registry"):
+        with stages.stage("verify on a registry"):
             checks = verify_pulls(report, images, updated)
     return FootprintRun(
-        recipe=recipe, resolution=resolution, images=images, report=report,
+        recipe=recipe, resolution=days.resolution, images=images, report=report,
         rollouts=strategy_rollouts(report.strategies, options.fleet), update=options.update,
-        updated_images=updated, version_changes=changed, changes=changes, checks=checks)
+        updated_images=updated, version_changes=days.changes, changes=changes, checks=checks)
+
+
+def estimate_footprint(recipe: Recipe, options: FootprintOptions,
+                       progress: Progress | None = None,
+                       calibration: Calibration = APT_CALIBRATION) -> Estimate:
+    """Resolve (day 1, and day 2 on an update) and predict every figure; build nothing."""
+    days = resolve_days(recipe, options, Stages(progress))
+    report = estimate_report(recipe, days.resolution, days.after_resolution, calibration)
+    return Estimate(recipe, days.resolution, report,
+                    strategy_rollouts(report.strategies, options.fleet), calibration,
+                    options.update, days.changes)
+
+
+@dataclass(frozen=True)
+class Days:
+    """The recipe and its resolution as built on day 1, and on day 2 when there is an update."""
+
+    before: Recipe
+    resolution: Resolution
+    after: Recipe | None = None
+    after_resolution: Resolution | None = None
+    changes: tuple[VersionChange, ...] = ()
+
+
+def resolve_days(recipe: Recipe, options: FootprintOptions, stages: Stages) -> Days:
+    """Resolve day 1 (and day 2 for `options.update`): every build of the run takes these."""
+    with stages.stage("resolve"):
+        resolution = resolve(recipe, cache_dir=options.cache_dir,
+                             with_init_python=options.with_init_python)
+    if options.update is None:
+        return Days(recipe, resolution)
+    recipes = update_recipes(recipe, resolution, options.update, options.extra_repositories,
+                             options.host_repositories)
+    with stages.stage("resolve day 2"):
+        if recipes.before is not recipe:  # day 1 pinned below the update: resolved anew
+            resolution = resolve(recipes.before, cache_dir=options.cache_dir,
+                                 with_init_python=options.with_init_python)
+        after = resolve_day2(recipes.after, options)
+    changes = version_changes(resolution, after)
+    if not changes:
+        raise UserError(f"--update {options.update}: day 2 resolves the same versions as "
+                        f"day 1")
+    return Days(recipes.before, resolution, recipes.after, after, changes)
 
 
 def resolve_day2(recipe: Recipe, options: FootprintOptions) -> Resolution:
@@ -157,20 +200,19 @@ def resolve_day2(recipe: Recipe, options: FootprintOptions) -> Resolution:
 
 
 def build_strategies(recipe: Recipe, resolution: Resolution, options: FootprintOptions,
-                     tag: str, progress: Progress) -> tuple[StrategyImages, ...]:
+                     tag: str, stages: Stages) -> tuple[StrategyImages, ...]:
     """monoimage's golden image and both layered comparators, from one pinned closure."""
     golden = f"localhost/{recipe.name}:{tag}"
-    with stage(progress, f"{MONOIMAGE} golden image"):
-        result = build(recipe, BuildOptions(
+    with stages.stage(f"{MONOIMAGE} golden image"):
+        build(recipe, BuildOptions(
             tag=golden, cache_dir=options.cache_dir, out_dir=options.out_dir,
             source_date_epoch=options.source_date_epoch,
-            with_init_python=options.with_init_python))
-    _check_same_pins(resolution, result.manifest_path)
+            with_init_python=options.with_init_python), resolution=resolution)
     strategies = [StrategyImages(MONOIMAGE, (golden,))]
     layered_options = LayeredOptions(tag=tag, cache_dir=options.cache_dir,
                                      source_date_epoch=options.source_date_epoch)
     for strategy in STRATEGIES:
-        built = build_layered(recipe, resolution, strategy, layered_options, progress)
+        built = build_layered(recipe, resolution, strategy, layered_options, stages.progress)
         strategies.append(StrategyImages(strategy, built.references))
     return tuple(strategies)
 
@@ -196,60 +238,19 @@ def remove_images(references: Sequence[str]) -> None:
 
 
 def package_owners(image: str, family: Family) -> PackageOwner:
-    """path → owning package, read from the package database inside `image`."""
-    container = buildah.buildah("from", "--pull-never", image).strip()
+    """path → owning package (the first by name), from the package database inside `image`."""
+    container = buildah.from_image(f"monoimage-owners-{secrets.token_hex(6)}", image)
     try:
-        root = buildah.mount(container)
-        owners = (_dpkg_owners(root) if family is Family.APT else _rpm_owners(root))
+        owners = read_ownership(buildah.mount(container), family)
     finally:
         buildah.remove_container(container)
-    return owners.get
 
-
-def _dpkg_owners(root: Path) -> dict[str, str]:
-    owners: dict[str, str] = {}
-    for listing in sorted((root / "var/lib/dpkg/info").glob("*.list")):
-        package = listing.stem.split(":")[0]
-        for line in listing.read_text(errors="replace").splitlines():
-            for path in _merged_usr(line):
-                owners.setdefault(path, package)
-    return owners
-
-
-def _rpm_owners(root: Path) -> dict[str, str]:
-    done = subprocess.run(["rpm", "--root", str(root), "--dbpath", "/usr/lib/sysimage/rpm",
-                           "-qa", "--qf", "[%{FILENAMES}\t%{NAME}\n]"],
-                          capture_output=True, text=True, check=False)
-    owners: dict[str, str] = {}
-    for line in done.stdout.splitlines():
-        path, _, package = line.partition("\t")
-        for alias in _merged_usr(path):
-            owners.setdefault(alias, package)
-    return owners
-
-
-def _merged_usr(path: str) -> tuple[str, ...]:
-    """A listed path and, for /bin, /sbin, /lib*, its /usr twin (Debian 12 merges /usr)."""
-    top = path.split("/")[1] if path.count("/") > 1 else ""
-    if top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-        return (path, "/usr" + path)
-    return (path,)
-
-
-# ---------------------------------------------------------------- helpers
+    def owner(path: str) -> str | None:
+        names = owners.get(path)
+        return names[0] if names else None
+    return owner
 
 
 def _load(images: Sequence[StrategyImages], cache: Path | None) -> list[Strategy]:
     return [Strategy(s.name, tuple(load_image(ref, cache) for ref in s.references))
             for s in images]
-
-
-def _check_same_pins(resolution: Resolution, manifest_path: Path) -> None:
-    """The golden build resolved again: it must have installed the very same versions."""
-    manifest = json.loads(manifest_path.read_text())
-    golden = {p["name"]: p["version"] for p in manifest["packages"]}
-    pinned = {p.name: p.version for p in resolution.packages}
-    if golden != pinned:
-        differ = sorted(set(golden.items()) ^ set(pinned.items()))[:5]
-        raise UserError(f"the golden image and the comparators would install different "
-                        f"versions (did the repositories change meanwhile?): {differ}")

@@ -2,9 +2,9 @@
 
 The build installs, strips and completes the root in one working container as for `single`
 (the staging root). This module reads who owns what (`ownership`), plans the layers and assigns
-every path (`layers`), then builds the stack bottom up: for each layer a working container over
+every path (`plan/layer_plan.py`), then builds the stack bottom up: for each layer a working container over
 the previous layer's temporary image (the first over scratch), that layer's paths copied in from
-the staging root by a tar pipe (owner, mode, xattrs such as file capabilities, and hard links
+the staging root by a tar pipe (`tools/tar.py`: owner, mode, xattrs such as file capabilities, and hard links
 within the layer kept), and a commit with the reproducible flags, so a layer's digest depends on
 its files alone. The last container is returned uncommitted: the build gives it the image
 config and commits it under the temporary name, as for `single`.
@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from monoimage.errors import UserError
+from monoimage.pipeline.workspace import Workspace
 from monoimage.plan.layer_plan import LayerPlan, assign_paths, plan_layers
+from monoimage.plan.resolution import InstalledPackage, Resolution
 from monoimage.recipe.model import Recipe
 from monoimage.tools import buildah
-from monoimage.tools.packagers.base import InstalledPackage, Resolution, tail
 from monoimage.tools.packagers.ownership import owned_bytes, read_ownership
-
-_TAR_OPTIONS = ("--xattrs", "--xattrs-include=*", "--numeric-owner")
+from monoimage.tools.tar import copy_paths
 
 
 @dataclass(frozen=True)
@@ -67,62 +64,25 @@ def root_entries(root: Path) -> list[str]:
     return found
 
 
-def commit_layers(staging: Path, layers: Sequence[LayerFiles], *, container: str, image: str,
-                  timestamp: int, image_format: str, containers: list[str],
-                  images: list[str]) -> str:
-    """Build `layers` bottom up; returns the top layer's working container, uncommitted.
-
-    Containers are named `container-NN`, the temporary images `image-NN`.
-
-    Every container and image made is appended to `containers` / `images` at once, so the
-    caller's cleanup finds them on any failure; finished containers are removed on the way.
-    """
+def commit_layers(staging: Path, layers: Sequence[LayerFiles], work: Workspace, *,
+                  timestamp: int, image_format: str) -> str:
+    """Build `layers` bottom up in `work`; returns the top layer's working container,
+    uncommitted. Finished containers are removed on the way; the workspace removes the rest
+    (and every temporary image) whatever happens."""
     parent = "scratch"
     for index, layer in enumerate(layers):
-        working = buildah.from_image(f"{container}-{index:02d}", parent)
-        containers.append(working)
+        suffix = f"-layer-{index:02d}"
+        working = work.container(parent, suffix=suffix)
         if index:
             buildah.forget_base(working)  # the temporary parent's name would show
         copy_paths(staging, buildah.mount(working), layer.paths)
         buildah.umount(working)
         if index == len(layers) - 1:
             return working
-        parent = f"{image}-{index:02d}"
-        images.append(parent)
-        buildah.commit(working, parent, timestamp=timestamp, image_format=image_format,
-                       squash=False)
-        buildah.remove_container(working)
-        containers.remove(working)
+        parent = work.commit(working, timestamp=timestamp, image_format=image_format,
+                             suffix=suffix)
+        work.drop(working)
     raise ValueError("no layers to commit")
-
-
-def copy_paths(source: Path, target: Path, paths: Sequence[str]) -> None:
-    """Copy exactly `paths` (no recursion) from `source` to `target` with a tar pipe."""
-    with tempfile.TemporaryDirectory(prefix="monoimage-layer-") as work:
-        listing = Path(work) / "paths"
-        listing.write_bytes(b"".join(p.lstrip("/").encode(errors="surrogateescape") + b"\0"
-                                     for p in paths))
-        errors = [Path(work) / "create.err", Path(work) / "extract.err"]
-        with errors[0].open("wb") as create_err, errors[1].open("wb") as extract_err:
-            create = subprocess.Popen(
-                ["tar", "--create", "--format=posix", "--file", "-", *_TAR_OPTIONS,
-                 "--directory", str(source),  # positional: before the names it applies to
-                 "--no-recursion", "--null", "--verbatim-files-from",
-                 f"--files-from={listing}"],
-                stdout=subprocess.PIPE, stderr=create_err, stdin=subprocess.DEVNULL)
-            assert create.stdout is not None
-            extract = subprocess.Popen(
-                ["tar", "--extract", "--same-owner", "--preserve-permissions", *_TAR_OPTIONS,
-                 "--directory", str(target), "--file", "-"],
-                stdin=create.stdout, stdout=subprocess.DEVNULL, stderr=extract_err)
-            create.stdout.close()  # extract holds the pipe now: a failure ends both
-            extract.wait()
-            create.wait()
-        for proc, err, what in ((create, errors[0], "reading the staged root"),
-                                (extract, errors[1], "writing the layer")):
-            if proc.returncode != 0:
-                raise UserError(f"tar failed {what} (exit {proc.returncode}):\n"
-                                + tail(err.read_text(errors="replace"), 10))
 
 
 def _regular_bytes(root: Path, paths: Sequence[str]) -> int:

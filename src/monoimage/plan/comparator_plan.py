@@ -14,12 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from monoimage.plan.merge import BASE, CONFIG_TOOLS, INIT
-from monoimage.tools.packagers.base import Resolution, ResolvedPackage
+from monoimage.plan.merge import BASE, CONFIG_TOOLS, INIT_REQUESTER
+from monoimage.plan.resolution import Resolution, ResolvedPackage
 
-Strategy = Literal["kolla-style", "shared-base"]
-STRATEGIES: tuple[Strategy, ...] = ("kolla-style", "shared-base")
-BASE_REQUESTERS = frozenset({BASE, CONFIG_TOOLS, INIT})
+LayeredStrategy = Literal["kolla-style", "shared-base"]
+STRATEGIES: tuple[LayeredStrategy, ...] = ("kolla-style", "shared-base")
+BASE_REQUESTERS = frozenset({BASE, CONFIG_TOOLS, INIT_REQUESTER})
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class ChildImage:
 
 @dataclass(frozen=True)
 class LayeredPlan:
-    strategy: Strategy
+    strategy: LayeredStrategy
     base: tuple[ResolvedPackage, ...]  # sorted by name
     children: tuple[ChildImage, ...]  # in the recipe's service order
 
@@ -47,7 +47,7 @@ class LayeredPlan:
 
 
 def plan_layered(resolution: Resolution, services: Iterable[str],
-                 strategy: Strategy) -> LayeredPlan:
+                 strategy: LayeredStrategy) -> LayeredPlan:
     """Cut the golden image's closure into a base and one child per service."""
     services = tuple(services)
     needed_by = resolution.needed_by()

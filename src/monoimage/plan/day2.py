@@ -1,4 +1,4 @@
-"""Day 2: one package updated, the recipes before and after, and what changed (pure).
+"""Day 2: one package updated, the recipes before and after, and which versions changed (pure).
 
 `--update NAME=VERSION` means: on day 1 the site runs the newest NAME older than VERSION, on
 day 2 it runs VERSION, from the recipe's repositories plus any extra ones (a security
@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from monoimage.errors import UserError
-from monoimage.footprint.figures import Strategy, unique_blobs
 from monoimage.plan.comparator_plan import BASE_REQUESTERS
 from monoimage.plan.merge import BASE
+from monoimage.plan.resolution import Resolution
 from monoimage.recipe.model import AptRepository, DnfRepository, PackageRequest, Recipe, Service
 from monoimage.recipe.versions import Constraint, Family, compare, is_valid_version
-from monoimage.tools.packagers.base import Resolution
 
 Repository = AptRepository | DnfRepository
 
@@ -140,34 +139,3 @@ def version_changes(before: Resolution, after: Resolution) -> tuple[VersionChang
     new = {p.name: p.version for p in after.packages}
     return tuple(VersionChange(name, old.get(name), new.get(name))
                  for name in sorted(old.keys() | new.keys()) if old.get(name) != new.get(name))
-
-
-@dataclass(frozen=True)
-class ImageChange:
-    """One image of a strategy on day 2: its new blobs (those the site does not hold)."""
-
-    image: str  # the day-2 reference
-    manifest_changed: bool
-    layers: int
-    new_layers: tuple[tuple[str, int], ...]  # (digest, compressed bytes)
-
-    @property
-    def new_bytes(self) -> int:
-        return sum(size for _, size in self.new_layers)
-
-
-def image_changes(before: Strategy, after: Strategy) -> tuple[ImageChange, ...]:
-    """Per day-2 image, which layer blobs a site holding `before` must fetch."""
-    held = unique_blobs(before.images)
-    fetched: set[str] = set()
-    changes = []
-    for image in after.images:
-        new = []
-        for layer in image.layers:
-            digest = layer.blob.digest
-            if digest not in held and digest not in fetched:
-                new.append((digest, layer.blob.size))
-                fetched.add(digest)
-        changes.append(ImageChange(image.ref, image.manifest_digest not in held,
-                                   len(image.layers), tuple(new)))
-    return tuple(changes)

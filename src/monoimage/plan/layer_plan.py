@@ -39,8 +39,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from monoimage.errors import UserError
+from monoimage.plan.resolution import ResolvedPackage
 from monoimage.recipe.model import Layering
-from monoimage.tools.packagers.base import ResolvedPackage
 
 TIERS = ("minimal", "shared", "dedicated")
 SOLO_BYTES = 1 << 20  # a package at least this big (in the image) gets its own layer
@@ -50,7 +50,7 @@ INIT = "init"
 
 
 @dataclass(frozen=True)
-class Layer:
+class PlannedLayer:
     """One layer: the files of these packages; `rest` adds every file no package owns; `init`
     marks the top layer (monoimage-init, the service table, the template links)."""
 
@@ -63,18 +63,11 @@ class Layer:
 @dataclass(frozen=True)
 class LayerPlan:
     policy: str
-    layers: tuple[Layer, ...]
+    layers: tuple[PlannedLayer, ...]
 
     @property
     def is_single(self) -> bool:
         return len(self.layers) == 1
-
-    def layer_of(self, package: str) -> int:
-        """The index of the layer holding `package`'s files."""
-        for index, layer in enumerate(self.layers):
-            if package in layer.packages:
-                return index
-        raise KeyError(package)
 
 
 @dataclass(frozen=True)
@@ -96,19 +89,19 @@ def plan_layers(layering: Layering, packages: Sequence[ResolvedPackage], *,
     """
     names = tuple(sorted(p.name for p in packages))
     if layering.policy == "single":
-        return LayerPlan("single", (Layer("rootfs", names, rest=True),))
+        return LayerPlan("single", (PlannedLayer("rootfs", names, rest=True),))
     if layering.policy != "packages":
         raise UserError(f"layering.policy '{layering.policy}': monoimage builds 'single' and "
                         f"'packages'")
-    init = Layer(INIT, (), init=True)
+    init = PlannedLayer(INIT, (), init=True)
     budget = layering.max_layers - 2
     if budget < 1:
-        return LayerPlan("packages", (Layer("system", names, rest=True), init))
+        return LayerPlan("packages", (PlannedLayer("system", names, rest=True), init))
     weighed = [_Weighed(p.name, (sizes or {}).get(p.name, p.installed_size),
                         _tier(p, (needed_by or {}).get(p.name, p.requested_by)))
                for p in packages]
     groups = _fit(weighed, budget, solo_bytes, buckets)
-    return LayerPlan("packages", (*groups, Layer(METADATA, (), rest=True), init))
+    return LayerPlan("packages", (*groups, PlannedLayer(METADATA, (), rest=True), init))
 
 
 def _tier(package: ResolvedPackage, needed_by: Sequence[str]) -> int:
@@ -118,7 +111,7 @@ def _tier(package: ResolvedPackage, needed_by: Sequence[str]) -> int:
 
 
 def _fit(weighed: list[_Weighed], budget: int, solo_bytes: int, buckets: int
-         ) -> tuple[Layer, ...]:
+         ) -> tuple[PlannedLayer, ...]:
     """Solo layers and groups within `budget` layers (see the module's step 3)."""
     solos = sorted((w for w in weighed if w.bytes >= solo_bytes),
                    key=lambda w: (-w.bytes, w.name))
@@ -135,7 +128,7 @@ def _fit(weighed: list[_Weighed], budget: int, solo_bytes: int, buckets: int
             return _one_tier(weighed, budget)
 
 
-def _layers(weighed: Iterable[_Weighed], solo: set[str], per_tier: int) -> tuple[Layer, ...]:
+def _layers(weighed: Iterable[_Weighed], solo: set[str], per_tier: int) -> tuple[PlannedLayer, ...]:
     keyed: dict[tuple[int, int, str], list[str]] = {}
     for w in weighed:
         if w.name in solo:
@@ -143,15 +136,15 @@ def _layers(weighed: Iterable[_Weighed], solo: set[str], per_tier: int) -> tuple
         else:
             key = (w.tier, 1, f"group-{_bucket(w.name, per_tier)}")
         keyed.setdefault(key, []).append(w.name)
-    return tuple(Layer(f"{TIERS[tier]}/{label}", tuple(sorted(keyed[(tier, kind, label)])))
+    return tuple(PlannedLayer(f"{TIERS[tier]}/{label}", tuple(sorted(keyed[(tier, kind, label)])))
                  for tier, kind, label in sorted(keyed))
 
 
-def _one_tier(weighed: Iterable[_Weighed], budget: int) -> tuple[Layer, ...]:
+def _one_tier(weighed: Iterable[_Weighed], budget: int) -> tuple[PlannedLayer, ...]:
     keyed: dict[int, list[str]] = {}
     for w in weighed:
         keyed.setdefault(_bucket(w.name, budget), []).append(w.name)
-    return tuple(Layer(f"packages/group-{i}", tuple(sorted(keyed[i]))) for i in sorted(keyed))
+    return tuple(PlannedLayer(f"packages/group-{i}", tuple(sorted(keyed[i]))) for i in sorted(keyed))
 
 
 def _bucket(name: str, count: int) -> int:

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 from monoimage.errors import UserError
 from monoimage.recipe.model import PackageRequest, Recipe
-from monoimage.recipe.versions import Constraint, Family, VersionRange, intersect
+from monoimage.recipe.version_ranges import VersionRange, intersect
+from monoimage.recipe.versions import Constraint, Family
 
 BASE = "base"
 CONFIG_TOOLS = "config-tools"
-INIT = "monoimage-init"
+INIT_REQUESTER = "monoimage-init"
 # The in-image supervisor runs on the distro's minimal Python (see DESIGN.md).
 INIT_PACKAGES = {Family.APT: ("python3-minimal",), Family.DNF: ("python3",)}
 
@@ -108,7 +109,7 @@ def recipe_requests(recipe: Recipe, *, with_init: bool = True
     for service in recipe.services:
         pairs += [(service.name, p) for p in service.packages.for_family(family)]
     if with_init:
-        pairs += [(INIT, PackageRequest(name)) for name in INIT_PACKAGES[family]]
+        pairs += [(INIT_REQUESTER, PackageRequest(name)) for name in INIT_PACKAGES[family]]
     return tuple(pairs)
 
 

@@ -16,9 +16,9 @@ from typing import Any
 from urllib.parse import quote
 
 from monoimage import __version__
+from monoimage.plan.resolution import InstalledPackage, Resolution
 from monoimage.recipe.model import Recipe
 from monoimage.recipe.versions import Family
-from monoimage.tools.packagers.base import InstalledPackage, Resolution
 
 MANIFEST_VERSION = 1
 

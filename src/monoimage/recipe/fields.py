@@ -1,14 +1,17 @@
 """Typed, located access to one YAML mapping of a recipe.
 
 Every read names the key it reads, so every error can say where it is and what is wrong;
-`done()` rejects the keys nobody read (typos such as `dependson`).
+`done()` rejects the keys nobody read (typos such as `dependson`). A key's default, minimum
+and choices are not given by the reader: they come from `settings.SETTINGS`, found by the key's
+path (`ready` + `timeout` → `ready.timeout`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from monoimage.recipe.located_yaml import KeyPath, LocatedDocument
+from monoimage.recipe.located_yaml import KeyPath, LocatedDocument, format_path
+from monoimage.recipe.settings import Kind, Setting, setting_at
 
 
 class Fields:
@@ -41,35 +44,40 @@ class Fields:
             raise self.doc.error(self.path, f"missing required key '{key}'")
         return self.value[key]
 
-    def text(self, key: str, default: str | None = None, *, required: bool = False) -> Any:
+    def text(self, key: str, *, required: bool = False) -> Any:
+        """A non-empty string; when absent, its default from the settings table, else None."""
         value = self.required(key) if required else self.raw(key, None)
         if value is None:
-            return default
+            return self.default(key)
         if not isinstance(value, str) or not value:
             raise self.error(key, f"must be a non-empty string, not {_kind(value)}")
         return value
 
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.raw(key, default)
+    def flag(self, key: str) -> bool:
+        value = self.raw(key, self.setting(key, "flag").default)
         if not isinstance(value, bool):
             raise self.error(key, f"must be true or false, not {_kind(value)}")
         return value
 
-    def whole(self, key: str, default: int, *, minimum: int = 0) -> int:
-        value = self.raw(key, default)
+    def whole(self, key: str) -> int:
+        setting = self.setting(key, "whole")
+        value = self.raw(key, setting.default)
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(key, f"must be a whole number, not {_kind(value)}")
-        if value < minimum:
-            raise self.error(key, f"must be at least {minimum}, not {value}")
+        self._check_minimum(key, setting, value)
         return value
 
-    def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
-        value = self.raw(key, default)
+    def number(self, key: str) -> float:
+        setting = self.setting(key, "number")
+        value = self.raw(key, setting.default)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(key, f"must be a number, not {_kind(value)}")
-        if value < minimum:
-            raise self.error(key, f"must be at least {minimum}, not {value}")
+        self._check_minimum(key, setting, value)
         return float(value)
+
+    def _check_minimum(self, key: str, setting: Setting, value: float) -> None:
+        if setting.minimum is not None and value < setting.minimum:
+            raise self.error(key, f"must be at least {setting.minimum}, not {value}")
 
     def items(self, key: str) -> list[Any]:
         value = self.raw(key, None)
@@ -91,11 +99,24 @@ class Fields:
         value = self.raw(key, None)
         return Fields(self.doc, self.at(key), {} if value is None else value)
 
-    def one_of(self, key: str, choices: tuple[str, ...], default: str) -> str:
-        value = self.raw(key, default)
-        if value not in choices:
-            raise self.error(key, f"must be one of {', '.join(choices)}, not {value!r}")
+    def one_of(self, key: str) -> str:
+        setting = self.setting(key, "choice")
+        value = self.raw(key, setting.default)
+        if value not in setting.choices:
+            raise self.error(key, f"must be one of {', '.join(setting.choices)}, not {value!r}")
         return str(value)
+
+    def setting(self, key: str, kind: Kind) -> Setting:
+        """The settings-table entry of `key` here; a key missing or of another kind is a bug."""
+        setting = setting_at(self.at(key))
+        if setting is None or setting.kind != kind:
+            raise LookupError(f"no {kind} setting {format_path(self.at(key))} in settings.py")
+        return setting
+
+    def default(self, key: str) -> Any:
+        """The default of `key` here from the settings table, or None when it has none."""
+        setting = setting_at(self.at(key))
+        return None if setting is None else setting.default
 
     def done(self) -> None:
         """Reject keys that no reader asked for."""

@@ -1,6 +1,7 @@
 """The recipe model: frozen values that every later stage takes as its input.
 
-Parsing and validation live in `recipe_parse.py`; nothing here does I/O.
+Parsing and validation live in `load.py`; nothing here does I/O. A default a recipe key has
+is read from `settings.py`, where the parser and the docs read it too.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from monoimage.recipe.settings import default
 from monoimage.recipe.versions import Constraint, Family
 
 ProbeKind = Literal["tcp", "unix", "file", "command", "none"]
@@ -44,8 +46,8 @@ class Template:
 
     dest: str
     content: str
-    mode: int = 0o644
-    owner: str = "root"
+    mode: int = default("config.templates[].mode")
+    owner: str = default("config.templates[].owner")
     group: str | None = None
 
 
@@ -54,7 +56,7 @@ class ConfigCommand:
     """A one-shot command run in the configure phase, before any service starts."""
 
     argv: tuple[str, ...]
-    user: str = "root"
+    user: str = default("config.commands[].user")
 
 
 @dataclass(frozen=True)
@@ -63,20 +65,20 @@ class Probe:
 
     kind: ProbeKind = "none"
     port: int | None = None
-    host: str = "127.0.0.1"
+    host: str = default("ready.tcp.host")
     path: str | None = None
     argv: tuple[str, ...] | None = None
-    timeout: float = 30.0
-    interval: float = 0.1
+    timeout: float = default("ready.timeout")
+    interval: float = default("ready.interval")
 
 
 @dataclass(frozen=True)
 class RestartPolicy:
-    policy: RestartKind = "on-failure"
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    max_restarts: int = 5
-    window: float = 60.0
+    policy: RestartKind = default("restart.policy")  # noqa: RUF009 (a str: immutable)
+    backoff_initial: float = default("restart.backoff.initial")
+    backoff_max: float = default("restart.backoff.max")
+    max_restarts: int = default("restart.max_restarts")
+    window: float = default("restart.window")
 
 
 @dataclass(frozen=True)
@@ -84,9 +86,9 @@ class RuntimeDir:
     """A directory systemd would have made (RuntimeDirectory=): the init makes it at start."""
 
     path: str
-    owner: str = "root"
+    owner: str = default("runtime_dirs[].owner")
     group: str | None = None
-    mode: int = 0o755
+    mode: int = default("runtime_dirs[].mode")
 
 
 @dataclass(frozen=True)
@@ -104,22 +106,22 @@ class Service:
 
     name: str
     source: str  # the recipe file it came from, for messages
-    description: str = ""
+    description: str = default("description")
     packages: FamilyPackages = field(default_factory=FamilyPackages)
     templates: tuple[Template, ...] = ()
     commands: tuple[ConfigCommand, ...] = ()
     argv: tuple[str, ...] = ()
-    user: str = "root"
+    user: str = default("run.user")
     group: str | None = None
     env: tuple[tuple[str, str], ...] = ()
-    workdir: str = "/"
+    workdir: str = default("run.workdir")
     ready: Probe = field(default_factory=Probe)
     depends_on: tuple[str, ...] = ()
     restart: RestartPolicy = field(default_factory=RestartPolicy)
-    stop_signal: str = "SIGTERM"
-    stop_timeout: float = 10.0
-    reload_signal: str = "SIGHUP"
-    critical: bool = True
+    stop_signal: str = default("stop.signal")
+    stop_timeout: float = default("stop.timeout")
+    reload_signal: str = default("reload_signal")
+    critical: bool = default("critical")
     volumes: tuple[str, ...] = ()
     runtime_dirs: tuple[RuntimeDir, ...] = ()
     ports: tuple[Port, ...] = ()
@@ -130,16 +132,16 @@ class Service:
 class AptRepository:
     uri: str
     suites: tuple[str, ...]
-    components: tuple[str, ...] = ("main",)
+    components: tuple[str, ...] = default("distro.repositories[].components")
     signed_by: str | None = None
-    trusted: bool = False  # a local, unsigned repository (apt's [trusted=yes])
+    trusted: bool = default("distro.repositories[].trusted")
 
 
 @dataclass(frozen=True)
 class DnfRepository:
     id: str
     baseurl: str
-    gpgcheck: bool = False
+    gpgcheck: bool = default("distro.repositories[].gpgcheck")
 
 
 @dataclass(frozen=True)
@@ -149,25 +151,25 @@ class Distro:
     name: str
     release: str
     packager: Family
-    architecture: str = "amd64"
-    variant: str = "minbase"
-    recommends: bool = False
+    architecture: str = default("distro.architecture")
+    variant: str = default("distro.variant")
+    recommends: bool = default("distro.recommends")
     repositories: tuple[AptRepository | DnfRepository, ...] = ()
 
 
 @dataclass(frozen=True)
 class Layering:
-    policy: LayeringPolicy = "single"
-    max_layers: int = 60
+    policy: LayeringPolicy = default("layering.policy")  # noqa: RUF009 (a str: immutable)
+    max_layers: int = default("layering.max_layers")
 
 
 @dataclass(frozen=True)
 class Strip:
     """What the build removes: caches always; these when asked."""
 
-    docs: bool = True
-    man: bool = True
-    locales: bool = True
+    docs: bool = default("strip.docs")
+    man: bool = default("strip.man")
+    locales: bool = default("strip.locales")
     paths: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()
 
@@ -176,9 +178,9 @@ class Strip:
 class Runtime:
     """Limits for a small container-OS host (`boot --profile small-host`, `host`)."""
 
-    memory: str = "1g"
-    pids_limit: int = 2048
-    read_only: bool = True
+    memory: str = default("runtime.memory")
+    pids_limit: int = default("runtime.pids_limit")
+    read_only: bool = default("runtime.read_only")
 
 
 @dataclass(frozen=True)

@@ -1,66 +1,41 @@
 """A thin adapter over the `buildah` CLI (through `sh`): plain values in, plain values out.
 
-Every call runs with monoimage's own containers.conf (runc, ulimits within this host's hard
-limits) unless the user already set CONTAINERS_CONF; the host's configuration is never touched.
+Every call goes through the one runner (`tools.run`): monoimage's own containers.conf unless
+the user set CONTAINERS_CONF, Ctrl-C passed on to buildah's process group and awaited, so that a
+commit cannot finish behind our back after the cleanup removed the temporary names.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sh
-
-from monoimage.errors import MissingToolError, UserError
+from monoimage.errors import UserError
 from monoimage.image import BASE_ANNOTATIONS
-
-CONTAINERS_CONF = Path(__file__).parents[1] / "data" / "containers.conf"
+from monoimage.plan.image_config import ImageConfig
+from monoimage.tools.run import Completed, ToolError
+from monoimage.tools.run import run as run_program
 
 
 class BuildahError(UserError):
     """A buildah command failed; the message holds the command and buildah's own last lines."""
 
 
-def environment() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("CONTAINERS_CONF", str(CONTAINERS_CONF))
-    return env
-
-
 def buildah(*args: str) -> str:
-    """Run `buildah ARGS…`; its stdout, or BuildahError with its stderr."""
+    """Run `buildah ARGS…`; its stdout, or BuildahError with its stderr's last line."""
+    return call(*args, check=True).stdout
+
+
+def call(*args: str, check: bool = False) -> Completed:
+    """Run `buildah ARGS…` to its end; with `check`, a failure is a BuildahError."""
     try:
-        command = sh.Command("buildah")
-    except sh.CommandNotFound:
-        raise MissingToolError("buildah", "buildah") from None
-    running = command(*args, _env=environment(), _tty_out=False, _bg=True, _bg_exc=False)
-    try:
-        running.wait()
-    except sh.ErrorReturnCode as err:
-        stderr = err.stderr.decode(errors="replace").strip().splitlines()
+        return run_program(["buildah", *args], check=check)
+    except ToolError as err:
+        lines = err.done.stderr.strip().splitlines()
         raise BuildahError(f"buildah {args[0]} failed: "
-                           f"{stderr[-1] if stderr else f'exit {err.exit_code}'}") from None
-    except BaseException:
-        # Ctrl-C: stop buildah as a terminal's Ctrl-C would, and wait, so that a commit
-        # cannot finish behind our back after the cleanup removed the temporary names.
-        _interrupt(running)
-        raise
-    return str(running)
-
-
-def _interrupt(running: sh.RunningCommand) -> None:
-    try:
-        running.signal(signal.SIGINT)
-        running.wait(timeout=60)
-    except Exception:  # noqa: BLE001 - it has ended, or will be killed: nothing else to do
-        with contextlib.suppress(Exception):
-            running.kill()
+                           f"{lines[-1] if lines else f'exit {err.done.exit_code}'}") from None
 
 
 def from_scratch(name: str) -> str:
@@ -97,24 +72,6 @@ def umount(container: str) -> None:
 
 def remove_container(container: str) -> None:
     buildah("rm", container)
-
-
-@dataclass(frozen=True)
-class ImageConfig:
-    """What `buildah config` sets: the runtime view of the image."""
-
-    entrypoint: tuple[str, ...]
-    cmd: tuple[str, ...] = ()
-    env: tuple[tuple[str, str], ...] = ()
-    workingdir: str = "/"
-    ports: tuple[str, ...] = ()  # "1883/tcp"
-    volumes: tuple[str, ...] = ()
-    labels: tuple[tuple[str, str], ...] = ()
-    annotations: tuple[tuple[str, str], ...] = ()
-    stop_signal: str = "SIGTERM"
-    healthcheck: tuple[str, ...] | None = None  # kept only in docker format
-    healthcheck_interval: str = "30s"
-    created_by: str = "monoimage build"
 
 
 def configure(container: str, config: ImageConfig) -> None:
@@ -188,7 +145,22 @@ def images() -> list[dict[str, Any]]:
 
 def run(container: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
     """Run a command inside a working container; its stdout."""
-    args = ["run", "--isolation", "chroot"]
+    return run_in(container, argv, env=env, hosts=True, check=True).stdout
+
+
+def run_in(container: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+           volumes: Sequence[tuple[Path, str, str]] = (), hosts: bool = False,
+           check: bool = False) -> Completed:
+    """`buildah run` in `container` (chroot isolation), whatever its exit code.
+
+    `hosts`: let buildah provide /etc/hosts (an install must not find a file buildah made).
+
+    `volumes`: (host path, container path, "ro"|"rw") bind mounts for this run only. The whole
+    output comes back, so a caller can show the program's own lines, not only buildah's last.
+    """
+    args = ["run", "--isolation", "chroot", *(() if hosts else ("--no-hosts",))]
+    for host_path, path, mode in volumes:
+        args += ["--volume", f"{host_path}:{path}:{mode}"]
     for key, value in (env or {}).items():
         args += ["--env", f"{key}={value}"]
-    return buildah(*args, container, "--", *argv)
+    return call(*args, container, "--", *argv, check=check)

@@ -1,62 +1,32 @@
 """A thin adapter over the `podman` CLI (through `sh`): plain values in, plain values out.
 
-Every call runs with monoimage's own containers.conf (runc and ulimits within this host's hard
-limits, see data/containers.conf) unless the user already set CONTAINERS_CONF; the host's
-configuration is never touched.
+Every call goes through the one runner (`tools.run`): monoimage's own containers.conf (runc and
+ulimits within this host's hard limits, see data/containers.conf) unless the user set
+CONTAINERS_CONF; the host's configuration is never touched.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sh
-
-from monoimage.errors import MissingToolError, UserError
-
-CONTAINERS_CONF = Path(__file__).parents[1] / "data" / "containers.conf"
+from monoimage.errors import UserError
+from monoimage.tools.run import Completed, ToolTimeout, run
 
 
 class PodmanError(UserError):
     """A podman command failed; the message holds the command and podman's own last line."""
 
 
-@dataclass(frozen=True)
-class Completed:
-    """A command that ran to its end, successful or not."""
-
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-def environment() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("CONTAINERS_CONF", str(CONTAINERS_CONF))
-    return env
-
-
-def _command() -> sh.Command:
-    try:
-        return sh.Command("podman")
-    except sh.CommandNotFound:
-        raise MissingToolError("podman", "podman") from None
-
-
 def call(*args: str, timeout: float | None = None) -> Completed:
     """Run `podman ARGS…` to its end, whatever its exit code."""
     try:
-        out = _command()(*args, _env=environment(), _tty_out=False,
-                         _ok_code=list(range(256)), _timeout=timeout, _return_cmd=True)
-    except sh.TimeoutException:
+        return run(["podman", *args], check=False, timeout=timeout)
+    except ToolTimeout:
         raise PodmanError(f"podman {' '.join(args[:2])}: no answer within {timeout:g} s") \
             from None
-    return Completed(out.exit_code, out.stdout.decode(errors="replace"),
-                     out.stderr.decode(errors="replace"))
 
 
 def podman(*args: str, timeout: float | None = None) -> str:

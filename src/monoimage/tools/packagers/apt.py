@@ -8,12 +8,10 @@ except its sources (the default when the recipe names no repositories) and trust
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import re
 import shlex
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,17 +19,17 @@ from debian.deb822 import Deb822
 
 from monoimage.errors import UserError
 from monoimage.plan.merge import PackageEntry, PackageSet
-from monoimage.recipe.model import AptRepository, Recipe
-from monoimage.recipe.versions import Family
-from monoimage.tools.packagers.base import (
+from monoimage.plan.resolution import (
     InstalledPackage,
     Resolution,
     ResolvedPackage,
-    ToolFailed,
     choose_version,
-    run_tool,
-    tail,
 )
+from monoimage.recipe.model import AptRepository, Recipe
+from monoimage.recipe.versions import Family
+from monoimage.tools.cache_dir import locked
+from monoimage.tools.packagers.base import register
+from monoimage.tools.run import ToolError, run, tail
 
 HOST_SOURCES = Path("/etc/apt")
 # The minimal set of each mmdebstrap variant, as apt patterns over the release's own archive.
@@ -60,19 +58,27 @@ class AptRoot:
         return self.path / "var/lib/dpkg/status"
 
     def apt(self, *args: str, what: str = "") -> str:
-        return run_tool(["apt-get", *args], env=self.env, package="apt", what=what)
+        return run(["apt-get", *args], env=self.env, what=what or None).stdout
+
+    def download(self, packages: Sequence[ResolvedPackage], dest: Path) -> None:
+        """Download the pinned .deb of each package into `dest` (on the host)."""
+        (dest / "partial").mkdir(parents=True, exist_ok=True)
+        if packages:  # apt-get download writes into its working directory
+            run(["apt-get", "-q", "download", "--", *(f"{p.name}={p.version}" for p in packages)],
+                env=self.env, cwd=dest, what="apt-get download")
 
     def cache(self, *args: str, what: str = "") -> str:
-        return run_tool(["apt-cache", *args], env=self.env, package="apt", what=what)
+        return run(["apt-cache", *args], env=self.env, what=what or None).stdout
 
 
+@register
 class AptPackager:
     family = Family.APT
 
     def resolve(self, recipe: Recipe, packages: PackageSet, *, cache_dir: Path) -> Resolution:
         # One private root per set of sources, shared by every build using this cache: a lock
         # keeps two resolutions from rewriting its status file under each other.
-        with _locked(cache_dir / "apt" / "resolve.lock"):
+        with locked(cache_dir / "apt" / "resolve.lock"):
             root = prepare_root(recipe, cache_dir)
             seed = _seed_minimal_set(root, recipe)
             specs = [_spec(root, recipe, entry) for entry in packages.entries]
@@ -86,14 +92,13 @@ class AptPackager:
 
     def install(self, recipe: Recipe, resolution: Resolution, root: Path, *, cache_dir: Path,
                 source_date_epoch: int) -> None:
-        run_tool(mmdebstrap_argv(recipe, resolution, root, cache_dir=cache_dir),
-                 env={"SOURCE_DATE_EPOCH": str(source_date_epoch)}, package="mmdebstrap",
-                 what="mmdebstrap")
+        run(mmdebstrap_argv(recipe, resolution, root, cache_dir=cache_dir),
+            env={"SOURCE_DATE_EPOCH": str(source_date_epoch)}, what="mmdebstrap")
 
     def list_installed(self, root: Path) -> tuple[InstalledPackage, ...]:
-        out = run_tool(["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W", "-f",
-                        ("${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\t"
-                         "${Installed-Size}\n")], package="dpkg", what="dpkg-query")
+        out = run(["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W", "-f",
+                   ("${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\t"
+                    "${Installed-Size}\n")]).stdout
         found = []
         for line in out.splitlines():
             status, name, version, arch, size = line.split("\t")
@@ -104,20 +109,8 @@ class AptPackager:
     def remove(self, root: Path, names: tuple[str, ...]) -> None:
         """Purge build-only packages from an installed root (the recipe's strip.packages)."""
         if names:
-            run_tool(["dpkg", f"--root={root}", "--purge",
-                      "--force-depends,remove-essential", *names], package="dpkg",
-                     what="dpkg --purge")
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            run(["dpkg", f"--root={root}", "--purge", "--force-depends,remove-essential",
+                 "--", *names], what="dpkg --purge")
 
 
 def mmdebstrap_argv(recipe: Recipe, resolution: Resolution, target: Path, *,
@@ -166,7 +159,7 @@ def prepare_root(recipe: Recipe, cache_dir: Path) -> AptRoot:
     root.status.write_text("")
     try:
         root.apt("update", "-q", what="apt-get update (private root)")
-    except ToolFailed as err:
+    except ToolError as err:
         raise UserError(f"cannot read the package lists of {_where(recipe)}: {err}") from None
     return root
 
@@ -249,7 +242,7 @@ def _spec(root: AptRoot, recipe: Recipe, entry: PackageEntry) -> str:
         return name
     try:
         out = root.cache("show", name, what=f"apt-cache show {name}")
-    except ToolFailed:
+    except ToolError:
         out = ""
     available = sorted({p["Version"] for p in Deb822.iter_paragraphs(out.splitlines())
                         if p.get("Package") == name})
@@ -262,7 +255,7 @@ def _simulate(root: AptRoot, specs: list[str], packages: PackageSet
     """What `apt-get install` would add (name → version) and remove, on top of the seed."""
     try:
         out = root.apt("-s", "install", *specs, what="apt-get -s install")
-    except ToolFailed as err:
+    except ToolError as err:
         missing = re.findall(r"Unable to locate package (\S+)", str(err))
         if missing:
             who = {e.name: e.requested_by for e in packages.entries}

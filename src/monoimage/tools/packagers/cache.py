@@ -17,31 +17,19 @@ cache folder is shared as it is: dnf locks its own cache.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from monoimage.tools.packagers.base import ResolvedPackage
+from monoimage.plan.resolution import ResolvedPackage
+from monoimage.tools.cache_dir import locked
 
 APT_ARCHIVES = Path("apt") / "archives"  # where packagers/apt.py keeps the .deb files
 DNF_CACHE = Path("dnf")
 LOCK_NAME = "cache.lock"
 PRIVATE_FOLDER = "builds"
-
-
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on `path` (created if needed) for the `with` block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager

@@ -9,27 +9,28 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from monoimage.errors import MissingToolError, UserError
 from monoimage.plan.merge import PackageSet
-from monoimage.recipe.model import DnfRepository, Recipe
-from monoimage.recipe.versions import Family
-from monoimage.tools.packagers.base import (
+from monoimage.plan.resolution import (
     InstalledPackage,
     Resolution,
     ResolvedPackage,
     choose_version,
-    run_tool,
 )
+from monoimage.recipe.model import DnfRepository, Recipe
+from monoimage.recipe.versions import Family
+from monoimage.tools.packagers.base import register
+from monoimage.tools.run import run
 
 DBPATH = "/usr/lib/sysimage/rpm"
 QUERY_SCRIPT = Path(__file__).with_name("dnf_query.py")
 
 
+@register
 class DnfPackager:
     family = Family.DNF
 
@@ -67,14 +68,13 @@ class DnfPackager:
             work = Path(tmp)
             _write_config(recipe, work)
             pins = [f"{p.name}-{p.version}.{p.arch}" for p in resolution.packages]
-            run_tool(["dnf", *_dnf_options(recipe, work, cache_dir, root), "-y", "install",
-                      *pins], env=_env(work, source_date_epoch), package="dnf",
-                     what="dnf install")
+            run(["dnf", *_dnf_options(recipe, work, cache_dir, root), "-y", "install", "--",
+                 *pins], env=_env(work, source_date_epoch), what="dnf install")
 
     def list_installed(self, root: Path) -> tuple[InstalledPackage, ...]:
-        out = run_tool(["rpm", "--root", str(root), "--dbpath", DBPATH, "-qa", "--qf",
-                        "%{NAME}\t%{EPOCHNUM}\t%{VERSION}-%{RELEASE}\t%{ARCH}\t%{SIZE}\n"],
-                       package="rpm", what="rpm -qa")
+        out = run(["rpm", "--root", str(root), "--dbpath", DBPATH, "-qa", "--qf",
+                   "%{NAME}\t%{EPOCHNUM}\t%{VERSION}-%{RELEASE}\t%{ARCH}\t%{SIZE}\n"],
+                  what="rpm -qa").stdout
         found = []
         for line in out.splitlines():
             name, epoch, vr, arch, size = line.split("\t")
@@ -87,8 +87,8 @@ class DnfPackager:
     def remove(self, root: Path, names: tuple[str, ...]) -> None:
         """Erase build-only packages from an installed root (the recipe's strip.packages)."""
         if names:
-            run_tool(["rpm", "--root", str(root), "--dbpath", DBPATH, "-e", "--nodeps", *names],
-                     package="rpm", what="rpm -e")
+            run(["rpm", "--root", str(root), "--dbpath", DBPATH, "-e", "--nodeps", "--", *names],
+                what="rpm -e")
 
 
 def _query(recipe: Recipe, work: Path, cache_dir: Path, request: dict[str, Any]
@@ -100,11 +100,11 @@ def _query(recipe: Recipe, work: Path, cache_dir: Path, request: dict[str, Any]
     full = {"installroot": str(empty_root), "cachedir": str(cache_dir / "dnf"),
             "reposdir": str(work / "repos"), "releasever": recipe.distro.release,
             "weak_deps": recipe.distro.recommends, **request}
-    proc = subprocess.run([_dnf_python(), "-I", str(QUERY_SCRIPT)], input=json.dumps(full),
-                          check=False, capture_output=True, text=True, env=_env(work, 0))
-    if proc.returncode != 0:
-        raise RuntimeError(f"dnf_query.py failed:\n{proc.stderr}")
-    answer: dict[str, Any] = json.loads(proc.stdout)
+    done = run([_dnf_python(), "-I", str(QUERY_SCRIPT)], input=json.dumps(full),
+               env=_env(work, 0), check=False)
+    if not done.ok:
+        raise RuntimeError(f"dnf_query.py failed:\n{done.stderr}")
+    answer: dict[str, Any] = json.loads(done.stdout)
     error = answer.get("error")
     if error == "repo":
         raise UserError(f"cannot read {_where(recipe)}: {answer['message']}")

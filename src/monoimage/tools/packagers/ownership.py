@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monoimage.recipe.versions import Family
-from monoimage.tools.packagers.base import run_tool
 from monoimage.tools.packagers.dnf import DBPATH
+from monoimage.tools.run import run
 
 DPKG_INFO = "var/lib/dpkg/info"
 DPKG_DIVERSIONS = "var/lib/dpkg/diversions"
@@ -97,8 +97,8 @@ def dpkg_listed(root: Path) -> list[tuple[str, str]]:
 
 
 def rpm_listed(root: Path) -> list[tuple[str, str]]:
-    out = run_tool(["rpm", "--root", str(root), "--dbpath", DBPATH, "-qa", "--qf",
-                    "[%{NAME}\t%{FILENAMES}\n]"], package="rpm", what="rpm -qa (file lists)")
+    out = run(["rpm", "--root", str(root), "--dbpath", DBPATH, "-qa", "--qf",
+               "[%{NAME}\t%{FILENAMES}\n]"], what="rpm -qa (file lists)").stdout
     return parse_rpm_files(out)
 
 

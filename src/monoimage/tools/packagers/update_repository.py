@@ -1,4 +1,4 @@
-"""Apt repositories as data: the build host's sources, one-line specs, and a local update repo.
+"""A local apt repository holding one re-versioned package: a stand-in security update.
 
 A day-2 update needs a repository that holds a newer version of one package. Debian's mirror
 only holds what it holds, so `make_update_repository` stands in for a security update: it
@@ -14,76 +14,20 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import re
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from debian.deb822 import Deb822
-
-from monoimage.errors import MissingToolError, UserError
+from monoimage.errors import MissingToolError
+from monoimage.plan.resolution import ResolvedPackage
 from monoimage.recipe.model import AptRepository, Recipe
-from monoimage.tools.packagers.apt import HOST_SOURCES, prepare_root
-from monoimage.tools.packagers.base import ResolvedPackage, tail
+from monoimage.tools.packagers.apt import prepare_root
+from monoimage.tools.run import run
 
 UPDATE_SUFFIX = "+monoimage1"
 UPDATE_SUITE = "monoimage-updates"
-_OPTIONS = re.compile(r"^\[([^\]]*)\]\s*")
-
-
-def parse_source_line(text: str) -> AptRepository:
-    """`[signed-by=K trusted=yes] URI SUITE [COMPONENT…]` (a sources.list line without `deb`)."""
-    line = text.strip().removeprefix("deb ").strip()
-    options: dict[str, str] = {}
-    match = _OPTIONS.match(line)
-    if match:
-        for item in match.group(1).split():
-            key, _, value = item.partition("=")
-            options[key.lower()] = value
-        line = line[match.end():]
-    parts = line.split()
-    if len(parts) < 2:
-        raise UserError(f"apt repository {text!r}: expected [OPTIONS] URI SUITE [COMPONENT...]")
-    uri, suite, *components = parts
-    return AptRepository(uri=uri, suites=(suite,), components=tuple(components) or ("main",),
-                         signed_by=options.get("signed-by"),
-                         trusted=options.get("trusted", "").lower() == "yes")
-
-
-def host_repositories(sources: Path = HOST_SOURCES) -> tuple[AptRepository, ...]:
-    """The build host's enabled `deb` sources (the ones apt uses when a recipe names none)."""
-    repos: list[AptRepository] = []
-    files = [sources / "sources.list", *sorted((sources / "sources.list.d").glob("*"))]
-    for path in files:
-        if not path.is_file():
-            continue
-        if path.suffix == ".sources":
-            repos += _deb822_repositories(path.read_text())
-        elif path.suffix == ".list" or path == sources / "sources.list":
-            for line in path.read_text().splitlines():
-                line = line.split("#", 1)[0].strip()
-                if line.startswith("deb "):
-                    repos.append(parse_source_line(line))
-    return tuple(repos)
-
-
-def _deb822_repositories(text: str) -> list[AptRepository]:
-    repos = []
-    for para in Deb822.iter_paragraphs(text.splitlines()):
-        if "deb" not in para.get("Types", "").split():
-            continue
-        if para.get("Enabled", "yes").lower() == "no":
-            continue
-        for uri in para.get("URIs", "").split():
-            repos.append(AptRepository(
-                uri=uri, suites=tuple(para.get("Suites", "").split()),
-                components=tuple(para.get("Components", "").split()) or ("main",),
-                signed_by=para.get("Signed-By"),
-                trusted=para.get("Trusted", "").lower() == "yes"))
-    return repos
 
 
 @dataclass(frozen=True)
@@ -125,12 +69,9 @@ def make_update_repository(recipe: Recipe, package: ResolvedPackage, dest: Path,
 
 def _download(recipe: Recipe, package: ResolvedPackage, work: Path, cache_dir: Path) -> Path:
     root = prepare_root(recipe, cache_dir)
-    done = subprocess.run(["apt-get", "-q", "download", f"{package.name}={package.version}"],
-                          env={**os.environ, **root.env}, cwd=work, capture_output=True,
-                          text=True, check=False)
-    if done.returncode != 0:
-        raise UserError(f"apt-get download {package.name}={package.version} failed:\n"
-                        + tail(done.stderr or done.stdout, 10))
+    run(["apt-get", "-q", "download", "--", f"{package.name}={package.version}"],
+        env=root.env, cwd=work, what=f"apt-get download {package.name}={package.version}",
+        tail_lines=10)
     return next(work.glob(f"{package.name}_*.deb"))
 
 
@@ -186,11 +127,10 @@ def _publish(dest: Path, arch: str) -> Path:
     (dists / "InRelease").unlink(missing_ok=True)
     _run([*gpg, "--clearsign", "-o", str(dists / "InRelease"), str(dists / "Release")])
     key = dest / "monoimage-update.gpg"
-    key.write_bytes(subprocess.run([*gpg, "--export"], check=True, capture_output=True).stdout)
+    key.write_bytes(run([*gpg, "--export"]).stdout_bytes)
     key.chmod(0o644)
     # gpg leaves an agent running per home directory; nothing else will stop it
-    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False,
-                   capture_output=True)
+    run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
     for folder in (dest, dest / "pool", dest / "dists", dists, dists / "main", binary):
         folder.chmod(0o755)
     return key
@@ -198,9 +138,4 @@ def _publish(dest: Path, arch: str) -> Path:
 
 def _run(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None
          ) -> str:
-    done = subprocess.run(argv, cwd=cwd, env={**os.environ, **(env or {})},
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise UserError(f"{argv[0]} failed (exit {done.returncode}):\n"
-                        + tail(done.stderr or done.stdout, 10))
-    return done.stdout
+    return run(argv, cwd=cwd, env=env, tail_lines=10).stdout

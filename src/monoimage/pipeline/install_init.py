@@ -1,0 +1,98 @@
+"""The init stage: monoimage-init, the service table and the template links, into an image root.
+
+The golden image gets all of it. A layered comparator's base gets the program alone (as Kolla's
+base carries kolla_start) and each child its own service's table, by the same functions.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from monoimage.errors import UserError
+from monoimage.image import IMAGE_PYTHON, INIT_LAUNCHER, INIT_LIB, INIT_PACKAGE, PATH, TABLE_PATH
+from monoimage.plan.service_table import service_table_text, template_target
+from monoimage.recipe.model import Recipe
+from monoimage.tools.chroot import run_in_root
+from monoimage.tools.run import tail
+
+INIT_SOURCE = Path(__file__).parents[1] / "init"
+# -I (isolated): no PYTHON* variable, user site or script folder reaches PID 1; the launcher
+# puts the init's own folder on sys.path itself.
+LAUNCHER_TEXT = (f'#!{IMAGE_PYTHON} -I\nimport sys; sys.path.insert(0, "{INIT_LIB}"); '
+                 'from monoimage_init.__main__ import main; sys.exit(main())\n')
+# PYTHONHASHSEED only works from the environment, which -I/-E would ignore: the environment is
+# cleared instead, so no PYTHON* variable of the build host (PYTHONPYCACHEPREFIX…) leaks in.
+_CLEAN_PYTHON_ENV = {"PATH": PATH, "PYTHONHASHSEED": "0", "LC_ALL": "C.UTF-8"}
+
+
+def init_paths(recipe: Recipe) -> tuple[str, ...]:
+    """What `add_init` writes: the init's folder (a tree), launcher, table, template links."""
+    links = tuple(t.dest for s in recipe.services for t in s.templates)
+    return (INIT_LIB, INIT_LAUNCHER, TABLE_PATH, *links)
+
+
+def is_init_path(recipe: Recipe) -> Callable[[str], bool]:
+    """Whether a path of the image belongs to the top (init) layer."""
+    roots = init_paths(recipe)
+    return lambda path: any(path == r or path.startswith(r + "/") for r in roots)
+
+
+def add_init(root: Path, recipe: Recipe) -> None:
+    """monoimage-init (package + launcher), the service table, and one symlink per template."""
+    add_init_program(root)
+    add_service_table(root, recipe)
+
+
+def add_init_program(root: Path) -> None:
+    """monoimage-init's package and launcher, without a service table."""
+    package = root / INIT_PACKAGE.lstrip("/")
+    if package.exists():
+        shutil.rmtree(package)
+    package.mkdir(parents=True)
+    for source in sorted(INIT_SOURCE.glob("*.py")):
+        write_file(root, f"{INIT_PACKAGE}/{source.name}", source.read_text(), 0o644)
+    write_file(root, INIT_LAUNCHER, LAUNCHER_TEXT, 0o755)
+
+
+def add_service_table(root: Path, recipe: Recipe) -> None:
+    """The service table, and a link from each template's dest to where the init renders it."""
+    write_file(root, TABLE_PATH, service_table_text(recipe), 0o644)
+    for service in recipe.services:
+        for template in service.templates:
+            link = root / template.dest.lstrip("/")
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink() or link.is_file():
+                link.unlink()
+            elif link.exists():
+                raise UserError(f"{service.source}: template dest {template.dest} is a "
+                                f"directory in the image")
+            link.symlink_to(template_target(template.dest))
+
+
+def compile_init(root: Path) -> bool:
+    """Byte-compile the init package with the image's own python; False if it has none.
+
+    A read-only root cannot cache bytecode, so without this every start recompiles the init.
+    The image's interpreter writes its own magic number; `unchecked-hash` .pyc files hold a
+    source hash, not an mtime, and a fixed hash seed orders set constants the same way on
+    every build, so the image stays reproducible.
+    """
+    if not os.path.lexists(root / IMAGE_PYTHON.lstrip("/")):
+        return False
+    done = run_in_root(root, [IMAGE_PYTHON, "-m", "compileall", "-q", "--invalidation-mode",
+                              "unchecked-hash", INIT_PACKAGE], env=_CLEAN_PYTHON_ENV)
+    if not done.ok:
+        raise UserError(f"compiling monoimage-init with the image's python failed "
+                        f"(exit {done.exit_code}):\n{tail(done.output, 15)}")
+    return True
+
+
+def write_file(root: Path, path: str, text: str, mode: int) -> None:
+    """Write `text` at the image path `path` under `root`, parents made, with `mode`."""
+    target = root / path.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    target.chmod(mode)

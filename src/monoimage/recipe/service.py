@@ -1,0 +1,220 @@
+"""One service file, `services/<name>.yaml` → a `Service`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from monoimage.recipe.fields import Fields
+from monoimage.recipe.located_yaml import LocatedDocument
+from monoimage.recipe.model import (
+    ConfigCommand,
+    FamilyPackages,
+    Port,
+    Probe,
+    RestartPolicy,
+    RuntimeDir,
+    Service,
+    Template,
+)
+from monoimage.recipe.scalars import (
+    read_mode,
+    read_name,
+    read_packages,
+    read_path,
+    read_paths,
+    read_port_number,
+    read_signal,
+    read_user,
+    read_values,
+)
+
+CAPABILITY_RE = re.compile(r"^[A-Z][A-Z_]+$")
+
+
+def parse_service(doc: LocatedDocument) -> Service:
+    """One `services/<name>.yaml` file → a `Service`."""
+    top = Fields(doc, (), doc.data if doc.data is not None else {})
+    name = read_name(top, "name")
+    stem = Path(doc.file).stem
+    if name != stem:
+        raise top.error("name", f"service '{name}' must live in a file named {name}.yaml, "
+                                f"not {stem}.yaml")
+    packages = _family_packages(top)
+    config = top.mapping("config")
+    templates = tuple(_template(Fields(doc, config.at("templates") + (i,), item))
+                      for i, item in enumerate(config.items("templates")))
+    commands = tuple(_command(Fields(doc, config.at("commands") + (i,), item))
+                     for i, item in enumerate(config.items("commands")))
+    config.done()
+
+    run = top.mapping("run")
+    if not run.has("argv"):
+        raise doc.error(top.at("run"), "missing required key 'argv'")
+    argv = _argv(run, "argv")
+    user = read_user(run, "user")
+    group = read_user(run, "group")
+    env = read_values(run.mapping("env"), "is not a valid environment variable name")
+    workdir = read_path(run, "workdir")
+    run.done()
+
+    stop = top.mapping("stop")
+    stop_signal = read_signal(stop, "signal")
+    stop_timeout = stop.number("timeout")
+    stop.done()
+
+    service = Service(
+        name=name, source=doc.file, description=top.text("description"),
+        packages=packages, templates=templates, commands=commands,
+        argv=argv, user=user, group=group, env=env, workdir=workdir,
+        ready=_probe(top.mapping("ready")),
+        depends_on=_depends_on(top, name),
+        restart=_restart(top.mapping("restart")),
+        stop_signal=stop_signal, stop_timeout=stop_timeout,
+        reload_signal=read_signal(top, "reload_signal"),
+        critical=top.flag("critical"),
+        volumes=read_paths(top, "volumes"),
+        runtime_dirs=tuple(_runtime_dir(Fields(doc, top.at("runtime_dirs") + (i,), item))
+                           for i, item in enumerate(top.items("runtime_dirs"))),
+        ports=tuple(_port(top, i, item) for i, item in enumerate(top.items("ports"))),
+        capabilities=_capabilities(top),
+    )
+    top.done()
+    return service
+
+
+def _family_packages(top: Fields) -> FamilyPackages:
+    value = top.raw("packages", None)
+    if value is None or isinstance(value, list):
+        return FamilyPackages(common=read_packages(top, "packages"))
+    sub = top.mapping("packages")
+    packages = FamilyPackages(common=read_packages(sub, "all"), apt=read_packages(sub, "apt"),
+                              dnf=read_packages(sub, "dnf"))
+    sub.done()
+    return packages
+
+
+def _template(fields: Fields) -> Template:
+    dest = read_path(fields, "dest", required=True)
+    has_content, has_source = fields.has("content"), fields.has("source")
+    if has_content == has_source:
+        raise fields.doc.error(fields.path, "give exactly one of 'content' or 'source'")
+    if has_content:
+        content = fields.raw("content")
+        if not isinstance(content, str):
+            raise fields.error("content", "must be text")
+    else:
+        source_name = fields.text("source", required=True)
+        source = Path(fields.doc.file).parent / source_name
+        try:
+            content = source.read_text(encoding="utf-8")
+        except OSError as err:
+            raise fields.error("source", f"cannot read {source}: {err.strerror}") from None
+    template = Template(dest=dest, content=content, mode=read_mode(fields, "mode"),
+                        owner=read_user(fields, "owner"), group=read_user(fields, "group"))
+    fields.done()
+    return template
+
+
+def _command(fields: Fields) -> ConfigCommand:
+    command = ConfigCommand(argv=_argv(fields, "argv"), user=read_user(fields, "user"))
+    fields.done()
+    return command
+
+
+def _argv(fields: Fields, key: str) -> tuple[str, ...]:
+    value = fields.raw(key, None)
+    if isinstance(value, str):
+        raise fields.error(key, "is a shell string; give the command as a list of arguments "
+                                "(no shell runs it), e.g. [nginx, -g, 'daemon off;']")
+    argv = fields.texts(key)
+    if not argv:
+        raise fields.error(key, "must name a command")
+    return argv
+
+
+def _probe(fields: Fields) -> Probe:
+    kinds = [k for k in ("tcp", "unix", "file", "command") if fields.has(k)]
+    timeout = fields.number("timeout")
+    interval = fields.number("interval")
+    if len(kinds) > 1:
+        raise fields.doc.error(fields.path, f"give one probe, not {' and '.join(kinds)}")
+    if not kinds:
+        fields.done()
+        return Probe(kind="none", timeout=timeout, interval=interval)
+    kind = kinds[0]
+    probe: Probe
+    if kind == "tcp":
+        value = fields.raw("tcp")
+        if isinstance(value, int) and not isinstance(value, bool):
+            probe = Probe(kind="tcp", port=read_port_number(fields, "tcp", value),
+                          timeout=timeout, interval=interval)
+        else:
+            tcp = fields.mapping("tcp")
+            probe = Probe(kind="tcp", port=read_port_number(tcp, "port", tcp.required("port")),
+                          host=tcp.text("host"), timeout=timeout, interval=interval)
+            tcp.done()
+    elif kind == "command":
+        probe = Probe(kind="command", argv=_argv(fields, "command"), timeout=timeout,
+                      interval=interval)
+    else:
+        probe = Probe(kind=kind, path=read_path(fields, kind, required=True),  # type: ignore[arg-type]
+                      timeout=timeout, interval=interval)
+    fields.done()
+    return probe
+
+
+def _restart(fields: Fields) -> RestartPolicy:
+    policy = fields.one_of("policy")
+    backoff = fields.mapping("backoff")
+    initial = backoff.number("initial")
+    maximum = backoff.number("max")
+    if maximum < initial:
+        raise backoff.error("max", f"must be at least backoff.initial ({initial})")
+    backoff.done()
+    restart = RestartPolicy(policy=policy, backoff_initial=initial,  # type: ignore[arg-type]
+                            backoff_max=maximum, max_restarts=fields.whole("max_restarts"),
+                            window=fields.number("window"))
+    fields.done()
+    return restart
+
+
+def _depends_on(top: Fields, name: str) -> tuple[str, ...]:
+    deps = top.texts("depends_on")
+    for i, dep in enumerate(deps):
+        if dep == name:
+            raise top.doc.error(top.at("depends_on") + (i,), "a service cannot depend on itself")
+        if dep in deps[:i]:
+            raise top.doc.error(top.at("depends_on") + (i,), f"'{dep}' is listed twice")
+    return deps
+
+
+def _runtime_dir(fields: Fields) -> RuntimeDir:
+    runtime_dir = RuntimeDir(path=read_path(fields, "path", required=True),
+                             owner=read_user(fields, "owner"), group=read_user(fields, "group"),
+                             mode=read_mode(fields, "mode"))
+    fields.done()
+    return runtime_dir
+
+
+def _port(top: Fields, i: int, item: Any) -> Port:
+    where = top.at("ports") + (i,)
+    text = str(item) if isinstance(item, int) and not isinstance(item, bool) else item
+    match = re.fullmatch(r"(\d+)(?:/(tcp|udp))?", text) if isinstance(text, str) else None
+    if not match:
+        raise top.doc.error(where, f"{item!r} is not a port such as 1883 or 53/udp")
+    number = int(match.group(1))
+    if not 1 <= number <= 65535:
+        raise top.doc.error(where, f"port {number} is out of range 1-65535")
+    return Port(number, match.group(2) or "tcp")  # type: ignore[arg-type]
+
+
+def _capabilities(top: Fields) -> tuple[str, ...]:
+    caps = []
+    for i, cap in enumerate(top.texts("capabilities")):
+        cap = cap.upper().removeprefix("CAP_")
+        if not CAPABILITY_RE.match(cap):
+            raise top.doc.error(top.at("capabilities") + (i,), f"{cap!r} is not a capability")
+        caps.append(cap)
+    return tuple(caps)

@@ -1,0 +1,76 @@
+"""apt inside a layered comparator's child: `apt-get install` on top of its base, as Kolla does.
+
+A child is `FROM` its base: a working container over the base image in which the service's own
+pins are installed on top of it. `apt-get install name=version…` runs inside the container
+(`buildah run`), with the private APT root's lists and sources and this install's .deb cache
+bind-mounted in, and `--no-download` (every .deb is fetched on the host first), so a child build
+neither updates lists nor touches the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from monoimage.errors import UserError
+from monoimage.plan.resolution import ResolvedPackage
+from monoimage.recipe.model import Recipe
+from monoimage.tools import buildah
+from monoimage.tools.packagers.apt import AptRoot
+from monoimage.tools.packagers.cache import deb_file_name
+from monoimage.tools.run import tail
+
+# Where a child's apt sees the host-side APT state while it installs (removed before commit).
+APT_MOUNTS = "/run/monoimage-apt"
+
+
+def install_in_container(recipe: Recipe, apt_root: AptRoot, container: str, root: Path,
+                         packages: Sequence[ResolvedPackage], archives: Path, *,
+                         source_date_epoch: int) -> None:
+    """`apt-get install name=version…` inside the container, offline, from host-side state.
+
+    `archives` is this install's private .deb cache (cache.py): what it lacks is fetched
+    on the host first, and it is merged back into the shared cache after the install.
+    """
+    apt_root.download([p for p in packages if not (archives / deb_file_name(p)).is_file()],
+                      archives)
+    mounts = {"lists": (apt_root.path / "var/lib/apt/lists", "ro"),
+              "sources": (apt_root.path / "etc/apt/sources.list.d", "ro"),
+              "archives": (archives, "rw")}
+    argv = ["apt-get", "-q", "-y", "--no-download",
+            "-o", f"Dir::State::Lists={APT_MOUNTS}/lists",
+            "-o", "Dir::Etc::SourceList=/dev/null",
+            "-o", f"Dir::Etc::SourceParts={APT_MOUNTS}/sources",
+            "-o", f"Dir::Cache::Archives={APT_MOUNTS}/archives",
+            "-o", f"APT::Install-Recommends={'true' if recipe.distro.recommends else 'false'}",
+            "-o", "Acquire::Languages=none", "-o", "Debug::NoLocking=true",
+            "install", "--", *(f"{p.name}={p.version}" for p in packages)]
+    env = {"DEBIAN_FRONTEND": "noninteractive", "DEBCONF_NONINTERACTIVE_SEEN": "true",
+           "LC_ALL": "C.UTF-8", "SOURCE_DATE_EPOCH": str(source_date_epoch)}
+    volumes = [(host_path, f"{APT_MOUNTS}/{name}", mode)
+               for name, (host_path, mode) in mounts.items()]
+    try:
+        # buildah's own error keeps only its last line ("exit status 100"): apt's lines say
+        # what went wrong, so the whole output comes back.
+        done = buildah.run_in(container, argv, env=env, volumes=volumes)
+    finally:
+        _remove_mount_points(root)
+    if not done.ok:
+        output = "\n".join(line for line in (done.stdout + "\n" + done.stderr).splitlines()
+                           if not line.startswith(("debconf:", "W: ")))
+        raise UserError(f"apt-get install in a {recipe.name} child container failed "
+                        f"(exit {done.exit_code}):\n" + tail(output, 15))
+    machine_id = root / "etc/machine-id"
+    if machine_id.is_file() and not machine_id.is_symlink() and machine_id.stat().st_size:
+        machine_id.write_text("")  # as mmdebstrap leaves it: empty, filled at boot
+
+
+def _remove_mount_points(root: Path) -> None:
+    """buildah leaves the bind mounts' (empty) mount points in the container: remove them."""
+    top = root / APT_MOUNTS.lstrip("/")
+    if top.is_dir():
+        for sub in top.iterdir():
+            if sub.is_dir() and not any(sub.iterdir()):
+                sub.rmdir()
+        if not any(top.iterdir()):
+            top.rmdir()

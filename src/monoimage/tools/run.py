@@ -1,0 +1,224 @@
+"""The one way monoimage starts a program: `run()` to its end, `spawn()` in the background.
+
+Every program monoimage drives (buildah, podman, skopeo, mmdebstrap, apt, dnf, rpm, dpkg, tar,
+chroot, gpg, docker-registry…) starts here, through `sh`, under one policy:
+
+- arguments are a list, never a shell string; a recipe's names reach a program only as
+  arguments (its callers put `--` before them);
+- the environment is the caller's plus the call's own variables, with `CONTAINERS_CONF`
+  pointing at monoimage's own containers.conf unless the user set one (this host's container
+  configuration is never touched);
+- a program that is not installed is a `MissingToolError` naming its Debian package;
+- the program runs in its own process group. When waiting for it is interrupted (Ctrl-C,
+  SIGTERM turned into KeyboardInterrupt, any exception) or its time is up, the whole group
+  gets SIGINT as a terminal's Ctrl-C would send it, then SIGTERM, then SIGKILL, and is
+  awaited: nothing goes on writing (a commit, an unmount) behind the caller's back;
+- a failure is a `ToolError` that names the program, its arguments and the tail of its output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import sh
+
+from monoimage.errors import MissingToolError, UserError
+
+CONTAINERS_CONF = Path(__file__).parents[1] / "data" / "containers.conf"
+# Debian packages of the programs whose package is not named like the program.
+PACKAGES = {"apt-get": "apt", "apt-cache": "apt", "apt-ftparchive": "apt-utils",
+            "dpkg-deb": "dpkg", "dpkg-query": "dpkg", "gpgconf": "gpgconf",
+            "chroot": "coreutils", "tar": "tar", "ignition-validate": "ignition",
+            "systemd-analyze": "systemd"}
+# How long each signal of the escalation is given before the next one.
+GRACE_SECONDS = (30.0, 30.0)
+Running = sh.RunningCommand  # a spawned program
+_ANY_EXIT = tuple(range(-64, 256))  # exit codes are ours to judge, signals included
+
+
+class ToolError(UserError):
+    """A program failed: which one, with which arguments, and the last lines it printed."""
+
+    def __init__(self, done: Completed, what: str | None = None, lines: int = 15) -> None:
+        self.done = done
+        label = what or Path(done.argv[0]).name
+        super().__init__(f"{label} failed (exit {done.exit_code}): {_summary(done.argv)}\n"
+                         + tail(done.output, lines))
+
+
+class ToolTimeout(UserError):
+    """A program did not finish in its time; it was stopped."""
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A program that ran to its end, successful or not."""
+
+    argv: tuple[str, ...]
+    exit_code: int
+    stdout_bytes: bytes
+    stderr_bytes: bytes
+
+    @property
+    def stdout(self) -> str:
+        return self.stdout_bytes.decode(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_bytes.decode(errors="replace")
+
+    @property
+    def output(self) -> str:
+        """What it printed, stderr first: that is where programs explain a failure."""
+        return (self.stderr + "\n" + self.stdout).strip()
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def environment(extra: Mapping[str, str] | None = None, without: Sequence[str] = ()
+                ) -> dict[str, str]:
+    """The environment every program gets (see the module's docstring); `without`: prefixes of
+    variables the program must not see (a registry reads REGISTRY_* as its configuration)."""
+    env = {key: value for key, value in {**os.environ, **(extra or {})}.items()
+           if not key.startswith(tuple(without))}
+    env.setdefault("CONTAINERS_CONF", str(CONTAINERS_CONF))
+    return env
+
+
+def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+        cwd: Path | str | None = None, input: bytes | str | None = None,
+        timeout: float | None = None, check: bool = True, what: str | None = None,
+        package: str | None = None, tail_lines: int = 15, clean_env: bool = False
+        ) -> Completed:
+    """Run `argv` to its end; with `check`, a non-zero exit is a ToolError.
+
+    `clean_env`: the program gets exactly `env`, nothing of this process's environment (a
+    program of an image root must not see the build host's PYTHON* variables, say).
+    """
+    running = _start(argv, package, env=env, cwd=cwd, clean_env=clean_env,
+                     _in=b"" if input is None else input,
+                     _bg=True, _bg_exc=False,
+                     _tty_out=False, _ok_code=_ANY_EXIT, _out_bufsize=1 << 16,
+                     _err_bufsize=1 << 16)
+    try:
+        running.wait(timeout=timeout)
+        if timeout is not None:
+            running.process.wait()  # sh's timed wait returns before it has read all output
+    except sh.TimeoutException:
+        stop_group(running)
+        raise ToolTimeout(f"{what or Path(argv[0]).name}: no answer within {timeout:g} s: "
+                          f"{_summary(argv)}") from None
+    except BaseException:
+        stop_group(running)
+        raise
+    done = Completed(tuple(argv), running.exit_code, bytes(running.stdout or b""),
+                     bytes(running.stderr or b""))
+    if check and not done.ok:
+        raise ToolError(done, what, tail_lines)
+    return done
+
+
+def spawn(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+          cwd: Path | str | None = None, stdout: IO[bytes] | Path | None = None,
+          stdin: Any = None, piped: bool = False, package: str | None = None,
+          without: Sequence[str] = ()) -> sh.RunningCommand:
+    """Start `argv` in the background (a server, one end of a pipe); stop it with `stop_group`.
+
+    `stdout`: a file (or path) its output and errors go to; `piped`: its output feeds the
+    `stdin` of another `spawn`/`run`; `stdin`: bytes or another piped command.
+    """
+    options: dict[str, Any] = {"_bg": True, "_bg_exc": False, "_tty_out": False,
+                               "_ok_code": _ANY_EXIT}
+    if isinstance(stdout, Path):
+        # The program writes to the file itself (sh would copy through a thread, so the file
+        # would lag behind what the program has said).
+        with stdout.open("ab") as handle:
+            return spawn(argv, env=env, cwd=cwd, stdout=handle, stdin=stdin, piped=piped,
+                         package=package, without=without)
+    if stdout is not None:
+        options.update(_out=stdout, _err_to_out=True)
+    if piped:
+        options.update(_piped=True, _out_bufsize=1 << 16)
+    if stdin is not None:
+        options["_in"] = stdin
+    return _start(argv, package, env=env, cwd=cwd, without=without, **options)
+
+
+def finish(running: sh.RunningCommand, argv: Sequence[str], *, what: str | None = None,
+           check: bool = True) -> Completed:
+    """Wait for a spawned program; as `run` does, a failure is a ToolError."""
+    try:
+        running.wait()
+    except BaseException:
+        stop_group(running)
+        raise
+    stdout = b"" if running.call_args.get("piped") else bytes(running.stdout or b"")
+    done = Completed(tuple(argv), running.exit_code, stdout, bytes(running.stderr or b""))
+    if check and not done.ok:
+        raise ToolError(done, what)
+    return done
+
+
+def is_running(running: sh.RunningCommand) -> bool:
+    """Whether a spawned program is still running."""
+    return bool(running.process.is_alive()[0])
+
+
+def stop_group(running: sh.RunningCommand, grace: Sequence[float] = GRACE_SECONDS) -> None:
+    """SIGINT, then SIGTERM, then SIGKILL to the program's process group, until it is gone."""
+    for sig, seconds in zip((signal.SIGINT, signal.SIGTERM), grace, strict=True):
+        if not _signal_group(running, sig):
+            return
+        with contextlib.suppress(sh.TimeoutException, sh.ErrorReturnCode):
+            running.wait(timeout=seconds)
+            return
+    _signal_group(running, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        running.wait()
+
+
+def tail(text: str, lines: int) -> str:
+    """The last `lines` non-empty lines of a program's output, indented for a message."""
+    kept = [line for line in text.splitlines() if line.strip()][-lines:]
+    return "\n".join(f"  {line}" for line in kept)
+
+
+def _start(argv: Sequence[str], package: str | None, *, env: Mapping[str, str] | None,
+           cwd: Path | str | None, without: Sequence[str] = (), clean_env: bool = False,
+           **options: Any) -> sh.RunningCommand:
+    if not argv:
+        raise ValueError("run: empty argument list")
+    try:
+        command = sh.Command(argv[0])
+    except sh.CommandNotFound:
+        name = Path(argv[0]).name
+        raise MissingToolError(name, package or PACKAGES.get(name, name)) from None
+    full_env = dict(env or {}) if clean_env else environment(env, without)
+    return command(*argv[1:], _env=full_env, _cwd=None if cwd is None else str(cwd),
+                   _new_group=True, **options)
+
+
+def _signal_group(running: sh.RunningCommand, sig: signal.Signals) -> bool:
+    """Signal the group; False when the program has already ended."""
+    try:
+        if not running.process.is_alive()[0]:
+            return False
+        os.killpg(running.process.pgid, sig)
+    except (ProcessLookupError, PermissionError, OSError):
+        return False
+    return True
+
+
+def _summary(argv: Sequence[str], limit: int = 12) -> str:
+    """The command line, shortened: a long list of package names says nothing more."""
+    shown = list(argv[:limit]) + ([f"… ({len(argv) - limit} more)"] if len(argv) > limit
+                                  else [])
+    return " ".join(shown)
