@@ -23,18 +23,15 @@ from monoimage.pipeline.install_init import add_init, compile_init, is_init_path
 from monoimage.pipeline.layer_commit import commit_layers, split_root
 from monoimage.pipeline.rootfs import install_root, strip_root
 from monoimage.pipeline.stages import Progress, Stages
-from monoimage.pipeline.workspace import CONTAINER_PREFIX, TEMP_PREFIX, workspace
+from monoimage.pipeline.workspace import workspace
 from monoimage.plan.image_config import ImageConfig, golden_image_config
 from monoimage.plan.merge import plan
-from monoimage.plan.resolution import InstalledPackage, Resolution
+from monoimage.plan.resolution import Resolution
 from monoimage.plan.sbom import digest, manifest, spdx, to_json
 from monoimage.recipe.model import Recipe
 from monoimage.tools import buildah
 from monoimage.tools.cache_dir import default_cache_dir
 from monoimage.tools.packagers import packager_for
-
-__all__ = ["CONTAINER_PREFIX", "TEMP_PREFIX", "BuildOptions", "BuildResult", "build",
-           "image_config", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +72,6 @@ class BuildResult:
     manifest_digest: str
     stage_seconds: tuple[tuple[str, float], ...]
     layers: tuple[LayerSummary, ...] = ()  # bottom first
-    installed: tuple[InstalledPackage, ...] = ()  # what the image's package database holds
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -189,7 +185,7 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
         download_bytes=resolution.download_size, installed_bytes=resolution.installed_size,
         stripped_bytes=sum(s.bytes for s in stripped), manifest_path=manifest_path,
         sbom_path=sbom_path, manifest_digest=manifest_digest,
-        stage_seconds=tuple(stages.seconds.items()), layers=layers, installed=installed)
+        stage_seconds=tuple(stages.seconds.items()), layers=layers)
 
 
 def image_config(recipe: Recipe, options: BuildOptions, manifest_digest: str) -> ImageConfig:

@@ -43,7 +43,7 @@ from monoimage.tools.cache_dir import default_cache_dir
 from monoimage.tools.packagers import packager_for
 from monoimage.tools.packagers.apt import AptRoot, prepare_root
 from monoimage.tools.packagers.apt_child import install_in_container
-from monoimage.tools.packagers.cache import APT_ARCHIVES, deb_file_name, private_cache
+from monoimage.tools.packagers.cache import APT_ARCHIVES, deb_file_names, private_cache
 
 # What mmdebstrap removes after it installed the golden image and the bases (its cleanup/run
 # and cleanup/reproducible steps): apt-get in a child leaves the same files behind. (dnf needs
@@ -141,7 +141,7 @@ def _build_child(recipe: Recipe, resolution: Resolution, plan: LayeredPlan, serv
     root = buildah.mount(container)
     if packages:
         with private_cache(options.cache_dir, container,
-                           _debs(packages)) as cache:
+                           deb_file_names(packages)) as cache:
             if apt_root is not None:
                 install_in_container(recipe, apt_root, container, root, packages,
                                      cache / APT_ARCHIVES,
@@ -167,10 +167,6 @@ def _commit(recipe: Recipe, strategy: LayeredStrategy, service: Service | None,
     buildah.configure(container, layered_image_config(
         recipe, strategy, service, packages, source_date_epoch=options.source_date_epoch))
     return work.commit(container, timestamp=options.source_date_epoch)
-
-
-def _debs(packages: Sequence[ResolvedPackage]) -> list[str]:
-    return [deb_file_name(p) for p in packages]
 
 
 def _single_service_recipe(recipe: Recipe, strategy: LayeredStrategy, service: Service) -> Recipe:

@@ -15,7 +15,7 @@ from monoimage.plan.sbom import StripRecord
 from monoimage.plan.strip_rules import StripRule, strip_rules
 from monoimage.recipe.model import Recipe
 from monoimage.tools.packagers import Packager
-from monoimage.tools.packagers.cache import deb_file_name, private_cache
+from monoimage.tools.packagers.cache import deb_file_names, private_cache
 
 
 def install_root(recipe: Recipe, packager: Packager, resolution: Resolution, root: Path, *,
@@ -28,7 +28,7 @@ def install_root(recipe: Recipe, packager: Packager, resolution: Resolution, roo
     """
     if resolution.packages:
         with private_cache(cache_dir, token,
-                           [deb_file_name(p) for p in resolution.packages]) as cache:
+                           deb_file_names(resolution.packages)) as cache:
             packager.install(recipe, resolution, root, cache_dir=cache,
                              source_date_epoch=source_date_epoch)
     installed = packager.list_installed(root) if resolution.packages else ()

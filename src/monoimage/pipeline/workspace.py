@@ -29,24 +29,25 @@ class Workspace:
 
     def container(self, image: str = "scratch", suffix: str | None = None) -> str:
         """A new working container over `image` (a local image, or scratch)."""
-        name = f"{CONTAINER_PREFIX}{self.token}{suffix if suffix is not None else ''}"
-        if suffix is None and self.containers:
-            name = f"{name}-{len(self.containers)}"
-        self.containers.append(name)
+        name = self._name(CONTAINER_PREFIX, suffix, self.containers)
         if image == "scratch":
             return buildah.from_scratch(name)
         return buildah.from_image(name, image)
 
-    def temporary_image(self, suffix: str = "") -> str:
+    def temporary_image(self, suffix: str | None = None) -> str:
         """A temporary image name of this build, recorded before anything commits to it."""
-        image = f"{TEMP_PREFIX}{self.token}{suffix}"
-        if not suffix and self.images:
-            image = f"{image}-{len(self.images)}"
-        self.images.append(image)
-        return image
+        return self._name(TEMP_PREFIX, suffix, self.images)
+
+    def _name(self, prefix: str, suffix: str | None, made: list[str]) -> str:
+        """PREFIX + build id + `suffix`; without one, the first is the bare name and the
+        others are numbered. Recorded in `made` at once."""
+        if suffix is None:
+            suffix = f"-{len(made)}" if made else ""
+        made.append(f"{prefix}{self.token}{suffix}")
+        return made[-1]
 
     def commit(self, container: str, *, timestamp: int, image_format: str = "oci",
-               squash: bool = False, suffix: str = "") -> str:
+               squash: bool = False, suffix: str | None = None) -> str:
         """Commit `container` under a new temporary name; returns that name."""
         image = self.temporary_image(suffix)
         buildah.commit(container, image, timestamp=timestamp, image_format=image_format,

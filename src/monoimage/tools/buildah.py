@@ -15,7 +15,7 @@ from typing import Any
 from monoimage.errors import UserError
 from monoimage.image import BASE_ANNOTATIONS
 from monoimage.plan.image_config import ImageConfig
-from monoimage.tools.run import Completed, ToolError
+from monoimage.tools.run import Completed
 from monoimage.tools.run import run as run_program
 
 
@@ -30,12 +30,10 @@ def buildah(*args: str) -> str:
 
 def call(*args: str, check: bool = False) -> Completed:
     """Run `buildah ARGS…` to its end; with `check`, a failure is a BuildahError."""
-    try:
-        return run_program(["buildah", *args], check=check)
-    except ToolError as err:
-        lines = err.done.stderr.strip().splitlines()
-        raise BuildahError(f"buildah {args[0]} failed: "
-                           f"{lines[-1] if lines else f'exit {err.done.exit_code}'}") from None
+    done = run_program(["buildah", *args], check=False)
+    if check and not done.ok:
+        raise BuildahError(f"buildah {args[0]} failed: {done.last_line()}")
+    return done
 
 
 def from_scratch(name: str) -> str:

@@ -39,9 +39,7 @@ def podman(*args: str, timeout: float | None = None) -> str:
 
 def last_line(done: Completed) -> str:
     """Podman's own message, without the systemd noise of hosts where systemd is not PID 1."""
-    lines = [line for line in done.stderr.splitlines()
-             if line.strip() and "unable to get systemd connection" not in line]
-    return lines[-1].removeprefix("Error: ") if lines else f"exit {done.exit_code}"
+    return done.last_line(ignore=("unable to get systemd connection",)).removeprefix("Error: ")
 
 
 def image_inspect(ref: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,9 +34,8 @@ from monoimage.errors import MissingToolError, UserError
 CONTAINERS_CONF = Path(__file__).parents[1] / "data" / "containers.conf"
 # Debian packages of the programs whose package is not named like the program.
 PACKAGES = {"apt-get": "apt", "apt-cache": "apt", "apt-ftparchive": "apt-utils",
-            "dpkg-deb": "dpkg", "dpkg-query": "dpkg", "gpgconf": "gpgconf",
-            "chroot": "coreutils", "tar": "tar", "ignition-validate": "ignition",
-            "systemd-analyze": "systemd"}
+            "dpkg-deb": "dpkg", "dpkg-query": "dpkg", "chroot": "coreutils",
+            "ignition-validate": "ignition", "systemd-analyze": "systemd"}
 # How long each signal of the escalation is given before the next one.
 GRACE_SECONDS = (30.0, 30.0)
 Running = sh.RunningCommand  # a spawned program
@@ -82,6 +82,13 @@ class Completed:
     def ok(self) -> bool:
         return self.exit_code == 0
 
+    def last_line(self, ignore: Sequence[str] = ()) -> str:
+        """The program's own last word on stderr (lines holding an `ignore` text skipped), or
+        its exit code when it said nothing."""
+        lines = [line for line in self.stderr.splitlines()
+                 if line.strip() and not any(noise in line for noise in ignore)]
+        return lines[-1] if lines else f"exit {self.exit_code}"
+
 
 def environment(extra: Mapping[str, str] | None = None, without: Sequence[str] = ()
                 ) -> dict[str, str]:
@@ -104,32 +111,17 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
     program of an image root must not see the build host's PYTHON* variables, say).
     """
     running = _start(argv, package, env=env, cwd=cwd, clean_env=clean_env,
-                     _in=b"" if input is None else input,
-                     _bg=True, _bg_exc=False,
+                     _in=b"" if input is None else input, _bg=True, _bg_exc=False,
                      _tty_out=False, _ok_code=_ANY_EXIT, _out_bufsize=1 << 16,
                      _err_bufsize=1 << 16)
-    try:
-        running.wait(timeout=timeout)
-        if timeout is not None:
-            running.process.wait()  # sh's timed wait returns before it has read all output
-    except sh.TimeoutException:
-        stop_group(running)
-        raise ToolTimeout(f"{what or Path(argv[0]).name}: no answer within {timeout:g} s: "
-                          f"{_summary(argv)}") from None
-    except BaseException:
-        stop_group(running)
-        raise
-    done = Completed(tuple(argv), running.exit_code, bytes(running.stdout or b""),
-                     bytes(running.stderr or b""))
-    if check and not done.ok:
-        raise ToolError(done, what, tail_lines)
-    return done
+    return finish(running, argv, what=what, check=check, timeout=timeout,
+                  tail_lines=tail_lines)
 
 
 def spawn(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
           cwd: Path | str | None = None, stdout: IO[bytes] | Path | None = None,
           stdin: Any = None, piped: bool = False, package: str | None = None,
-          without: Sequence[str] = ()) -> sh.RunningCommand:
+          without: Sequence[str] = ()) -> Running:
     """Start `argv` in the background (a server, one end of a pipe); stop it with `stop_group`.
 
     `stdout`: a file (or path) its output and errors go to; `piped`: its output feeds the
@@ -152,27 +144,44 @@ def spawn(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
     return _start(argv, package, env=env, cwd=cwd, without=without, **options)
 
 
-def finish(running: sh.RunningCommand, argv: Sequence[str], *, what: str | None = None,
-           check: bool = True) -> Completed:
-    """Wait for a spawned program; as `run` does, a failure is a ToolError."""
+def finish(running: Running, argv: Sequence[str], *, what: str | None = None,
+           check: bool = True, timeout: float | None = None, tail_lines: int = 15
+           ) -> Completed:
+    """Wait for a started program; with `check`, a non-zero exit is a ToolError. Interrupted
+    or past its `timeout`, its process group is stopped (and the timeout is a ToolTimeout)."""
     try:
-        running.wait()
+        running.wait(timeout=timeout)
+        if timeout is not None:
+            running.process.wait()  # sh's timed wait returns before it has read all output
+    except sh.TimeoutException:
+        stop_group(running)
+        raise ToolTimeout(f"{what or Path(argv[0]).name}: no answer within {timeout:g} s: "
+                          f"{_summary(argv)}") from None
     except BaseException:
         stop_group(running)
         raise
     stdout = b"" if running.call_args.get("piped") else bytes(running.stdout or b"")
     done = Completed(tuple(argv), running.exit_code, stdout, bytes(running.stderr or b""))
     if check and not done.ok:
-        raise ToolError(done, what)
+        raise ToolError(done, what, tail_lines)
     return done
 
 
-def is_running(running: sh.RunningCommand) -> bool:
+def require(program: str) -> str:
+    """The path of `program`, or a MissingToolError naming its Debian package: for a check
+    before work starts (a program that is missing later fails the same way)."""
+    path = shutil.which(program)
+    if path is None:
+        raise MissingToolError(program, PACKAGES.get(program, program))
+    return path
+
+
+def is_running(running: Running) -> bool:
     """Whether a spawned program is still running."""
     return bool(running.process.is_alive()[0])
 
 
-def stop_group(running: sh.RunningCommand, grace: Sequence[float] = GRACE_SECONDS) -> None:
+def stop_group(running: Running, grace: Sequence[float] = GRACE_SECONDS) -> None:
     """SIGINT, then SIGTERM, then SIGKILL to the program's process group, until it is gone."""
     for sig, seconds in zip((signal.SIGINT, signal.SIGTERM), grace, strict=True):
         if not _signal_group(running, sig):
@@ -193,7 +202,7 @@ def tail(text: str, lines: int) -> str:
 
 def _start(argv: Sequence[str], package: str | None, *, env: Mapping[str, str] | None,
            cwd: Path | str | None, without: Sequence[str] = (), clean_env: bool = False,
-           **options: Any) -> sh.RunningCommand:
+           **options: Any) -> Running:
     if not argv:
         raise ValueError("run: empty argument list")
     try:
@@ -206,7 +215,7 @@ def _start(argv: Sequence[str], package: str | None, *, env: Mapping[str, str] |
                    _new_group=True, **options)
 
 
-def _signal_group(running: sh.RunningCommand, sig: signal.Signals) -> bool:
+def _signal_group(running: Running, sig: signal.Signals) -> bool:
     """Signal the group; False when the program has already ended."""
     try:
         if not running.process.is_alive()[0]:

@@ -33,18 +33,17 @@ from monoimage.footprint.oci import (
 )
 from monoimage.image import GZIP_LAYER_TYPES, PLAIN_LAYER_TYPES
 from monoimage.tools.cache_dir import default_cache_dir, locked
-from monoimage.tools.run import ToolError, run
+from monoimage.tools.run import run
 
 EXPORTS = "oci"  # under the cache directory
 
 
 def skopeo(*args: str) -> bytes:
     """Run `skopeo ARGS…`; its stdout, or a UserError with skopeo's last line."""
-    try:
-        return run(["skopeo", *args]).stdout_bytes
-    except ToolError as err:
-        lines = err.done.stderr.strip().splitlines()
-        raise UserError(f"skopeo {args[0]} failed: {lines[-1] if lines else ''}") from None
+    done = run(["skopeo", *args], check=False)
+    if not done.ok:
+        raise UserError(f"skopeo {args[0]} failed: {done.last_line()}")
+    return done.stdout_bytes
 
 
 def open_layer_blob(path: Path, media_type: str) -> io.BufferedIOBase:

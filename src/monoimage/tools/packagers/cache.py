@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -61,6 +61,11 @@ def private_cache(cache_dir: Path, key: str, wanted: Collection[str] | None = No
 def deb_file_name(package: ResolvedPackage) -> str:
     """The file name apt gives a downloaded .deb (an epoch's ':' written as '%3a')."""
     return f"{package.name}_{package.version.replace(':', '%3a')}_{package.arch}.deb"
+
+
+def deb_file_names(packages: Iterable[ResolvedPackage]) -> list[str]:
+    """The .deb file names of these packages (what an install of them can use)."""
+    return [deb_file_name(p) for p in packages]
 
 
 def link_new_files(source: Path, dest: Path, wanted: Collection[str] | None = None) -> int:

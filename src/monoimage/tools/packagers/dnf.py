@@ -8,12 +8,11 @@ host's rpm defaults to: Debian's rpm would put it in /root/.rpmdb.
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from monoimage.errors import MissingToolError, UserError
+from monoimage.errors import UserError
 from monoimage.plan.merge import PackageSet
 from monoimage.plan.resolution import (
     InstalledPackage,
@@ -24,7 +23,7 @@ from monoimage.plan.resolution import (
 from monoimage.recipe.model import DnfRepository, Recipe
 from monoimage.recipe.versions import Family
 from monoimage.tools.packagers.base import register
-from monoimage.tools.run import run
+from monoimage.tools.run import require, run
 
 DBPATH = "/usr/lib/sysimage/rpm"
 QUERY_SCRIPT = Path(__file__).with_name("dnf_query.py")
@@ -117,10 +116,7 @@ def _query(recipe: Recipe, work: Path, cache_dir: Path, request: dict[str, Any]
 
 
 def _dnf_python() -> str:
-    dnf = shutil.which("dnf")
-    if dnf is None:
-        raise MissingToolError("dnf", "dnf")
-    first = Path(dnf).read_text(errors="replace").splitlines()[0]
+    first = Path(require("dnf")).read_text(errors="replace").splitlines()[0]
     return first[2:].strip().split()[0] if first.startswith("#!") else "python3"
 
 

@@ -15,16 +15,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from monoimage.errors import MissingToolError
 from monoimage.plan.resolution import ResolvedPackage
 from monoimage.recipe.model import AptRepository, Recipe
 from monoimage.tools.packagers.apt import prepare_root
-from monoimage.tools.run import run
+from monoimage.tools.run import require, run
 
 UPDATE_SUFFIX = "+monoimage1"
 UPDATE_SUITE = "monoimage-updates"
@@ -43,10 +41,8 @@ class UpdateRepository:
 def make_update_repository(recipe: Recipe, package: ResolvedPackage, dest: Path, *,
                            cache_dir: Path) -> UpdateRepository:
     """Publish `package` re-versioned to `<version>+monoimage1` in a signed repo at `dest`."""
-    for tool, deb_package in (("dpkg-deb", "dpkg"), ("apt-ftparchive", "apt-utils"),
-                              ("gpg", "gpg")):
-        if shutil.which(tool) is None:
-            raise MissingToolError(tool, deb_package)
+    for tool in ("dpkg-deb", "apt-ftparchive", "gpg"):
+        require(tool)
     version = package.version + UPDATE_SUFFIX
     dest.mkdir(parents=True, exist_ok=True)
     dest.chmod(0o755)  # apt reads the repository as its unprivileged _apt user
