@@ -225,6 +225,20 @@ def test_yaml_abuse_is_one_located_line_fast(tmp_path, text, says):
     assert seconds < 1.0
 
 
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_a_recipe_path_that_is_not_a_regular_file_is_refused_at_once(tmp_path, kind):
+    path = tmp_path / "image.yaml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.symlink_to("/dev/zero")
+    line, seconds = cli_refusal(path)
+    assert line.startswith(f"monoimage: {path}: ")
+    assert seconds < 1.0
+
+
 def test_a_yaml_timestamp_is_read_as_the_text_written(tmp_path):
     path = recipe(tmp_path, rest="site:\n  installed: 2024-05-01\n")
     assert dict(load_recipe(path).site)["installed"] == "2024-05-01"

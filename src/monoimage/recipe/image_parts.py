@@ -14,7 +14,13 @@ from monoimage.recipe.fields import Fields
 from monoimage.recipe.limits import shown
 from monoimage.recipe.located_yaml import KeyPath
 from monoimage.recipe.model import AptRepository, Distro, DnfRepository, Layering, Runtime, Strip
-from monoimage.recipe.scalars import read_name, read_package_names, read_paths, read_value
+from monoimage.recipe.scalars import (
+    check_variable_name,
+    read_name,
+    read_package_names,
+    read_paths,
+    read_value,
+)
 from monoimage.recipe.versions import Family
 
 URL_SCHEMES = ("http", "https", "file")
@@ -120,8 +126,7 @@ def parse_site(fields: Fields) -> tuple[tuple[tuple[str, str], ...], tuple[str, 
             defaults.append((name, read_value(fields, name, SITE_NAME)))
             continue
         fields.raw(name)
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,254}", name):
-            raise fields.error(name, SITE_NAME)
+        check_variable_name(fields, name, SITE_NAME)
         declared = fields.mapping(name)
         secret, needed = declared.flag("secret"), declared.flag("required")
         if declared.has("default"):

@@ -14,7 +14,9 @@ timestamp stays the string it was written as.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,8 +71,9 @@ def load_located(path: Path, shown_as: str | None = None) -> LocatedDocument:
     """Read one YAML file; syntax errors become a located RecipeError."""
     shown_name = shown_as or str(path)
     try:
-        with path.open("rb") as handle:
-            if not path.is_file():
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 raise RecipeError(shown_name, 0, "", "is not a regular file")
             raw = handle.read(MAX_RECIPE_BYTES + 1)
     except FileNotFoundError:
@@ -179,7 +182,9 @@ class _Converter:
     def mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = self.scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self.fail(key_node, path, "a key must be a string, not a list or mapping")
+            key = self.scalar(key_node, path)
             if not isinstance(key, str):
                 raise self.fail(key_node, path, f"key {shown(key)} must be a string")
             if key in result:

@@ -149,11 +149,17 @@ def read_values(fields: Fields, bad_name: str) -> tuple[tuple[str, str], ...]:
 def read_value(fields: Fields, key: str, bad_name: str) -> str:
     """One value of a name→value mapping, as text."""
     value = fields.raw(key)
-    if len(key) > 255 or not VARIABLE_RE.fullmatch(key):
-        raise fields.error(key, bad_name)
+    check_variable_name(fields, key, bad_name)
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise fields.error(key, "must be a string or a number")
     if isinstance(value, float) and not math.isfinite(value):
         raise fields.error(key, f"must be a finite number, not {value}")
     text = value if isinstance(value, str) else str(value)
     return text if text == "" else fields.check_text(fields.at(key), text)
+
+
+def check_variable_name(fields: Fields, key: str, bad_name: str) -> None:
+    """`key` must be a variable-like name (`run.env`, `site`): it becomes `NAME=` or
+    `MONOIMAGE_SITE_NAME=`."""
+    if len(key) > 255 or not VARIABLE_RE.fullmatch(key):
+        raise fields.error(key, bad_name)
