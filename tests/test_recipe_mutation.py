@@ -54,6 +54,12 @@ def paths_of(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
+def value_at(data: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
 def mutated(data: Any, path: tuple[Any, ...], action: str, odd: Any) -> Any:
     if not path:
         return odd if action != "delete" else None
@@ -93,7 +99,10 @@ def apply(root: Path, target: str, data: st.DataObject) -> None:
         return
     doc = yaml.safe_load(text)
     for _ in range(data.draw(st.integers(1, 3), label="mutations")):
-        where = data.draw(st.sampled_from(paths_of(doc)), label="path")
+        paths = paths_of(doc)
+        leaves = [p for p in paths if not isinstance(value_at(doc, p), dict | list)]
+        where = data.draw(st.sampled_from(leaves) if leaves and data.draw(
+            st.integers(0, 3), label="leaf?") else st.sampled_from(paths), label="path")
         action = data.draw(st.sampled_from(["replace", "delete", "wrap"]), label="action")
         odd = copy.deepcopy(data.draw(st.sampled_from(ODD_VALUES), label="value"))
         doc = mutated(doc, where, action, odd)
