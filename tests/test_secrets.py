@@ -17,6 +17,8 @@ from click.testing import CliRunner
 from buildsupport import remove_images, unique_tag
 from monoimage.cli import main
 from monoimage.errors import RecipeError, UserError
+from monoimage.hosts.ignition import render_site_env
+from monoimage.hosts.spec import host_spec
 from monoimage.pipeline.boot import site_values
 from monoimage.pipeline.build import BuildOptions, BuildResult, build
 from monoimage.plan.service_table import service_table
@@ -89,6 +91,14 @@ def test_edge_lite_ships_its_redis_password_as_a_secret():
     recipe = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "edge-lite.yaml")
     assert "redis_password" in recipe.site_secrets
     assert "redis_password" not in dict(recipe.site)
+
+
+def test_the_hosts_site_file_names_the_secret_but_holds_no_value(tmp_path):
+    recipe = load_recipe(write(tmp_path))
+    text = render_site_env(host_spec(recipe), recipe)
+    assert "# MONOIMAGE_SITE_HELLO_TOKEN=  (no default: set it here or give " in text
+    mounted = render_site_env(host_spec(recipe, secrets=("hello_token",)), recipe)
+    assert "HELLO_TOKEN" not in mounted
 
 
 def test_boot_values_come_from_site_flags_then_the_environment(tmp_path):
