@@ -82,14 +82,14 @@ _TABLE = (
            rule="a size such as `512m` or `1g`"),
     _image("runtime.pids_limit", "whole", 2048, "the process limit of `--profile small-host`",
            minimum=16, maximum=4194304),
+    _image("runtime.read_only", "flag", True,
+           "`--profile small-host` runs the container with a read-only root"),
     _image("site.NAME.secret", "flag", False,
-           "NAME has no default in the image: a secret given at run time (secret file or "
+           "NAME (a `{{ NAME }}` of the templates) has no default in the image: a secret given at run time (secret file or "
            "`MONOIMAGE_SITE_NAME`), never written into a layer", rule="no `default` with it"),
     _image("site.NAME.required", "flag", False,
            "NAME has no default in the image: given at run time, like a secret but not hidden",
            rule="no `default` with it"),
-    _image("runtime.read_only", "flag", True,
-           "`--profile small-host` runs the container with a read-only root"),
     _service("description", "text", "", "one line on what the service is"),
     _service("config.templates[].mode", "mode", 0o644, "the rendered file's mode",
              rule="a quoted octal string"),
