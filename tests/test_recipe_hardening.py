@@ -208,7 +208,10 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
 @pytest.mark.parametrize(("text", "says"), [
     (BOMB, "values (aliases expanded)"),
     ("a: &a [*a]\n", "refers to a value that contains it"),
-    ("x: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 64 levels"),
+    ("x: " + "[" * 100 + "]" * 100 + "\n", "nested deeper than 64 levels"),
+    ("x: " + "[" * 100000 + "]" * 100000 + "\n", "not valid YAML: exceeded maximum nesting"),
+    ("".join(f"{'  ' * i}k:\n" for i in range(70)), "nested deeper than 64 levels"),
+    ("l:\n" + "- x\n" * 1_000_000, "more than 50000 values"),
     ("x: !custom 1\n", "the tag '!custom' is not allowed"),
     ("x: !!binary aGVsbG8=\n", "is not allowed"),
     ("x: !!int abc\n", "'abc' is not a valid int"),

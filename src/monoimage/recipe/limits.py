@@ -11,7 +11,7 @@ import re
 MAX_RECIPE_BYTES = 4 * 1024 * 1024   # one recipe or service YAML file
 MAX_DEPTH = 64                        # nesting of lists and mappings in one file
 MAX_ALIASES = 100                     # `*name` uses in one file
-MAX_NODES = 200_000                   # values in one file, aliases expanded
+MAX_NODES = 50_000                    # values in one file, aliases expanded
 MAX_SOURCE_BYTES = 1024 * 1024        # one template `source:` file, or inline `content:`
 MAX_TEXT = 4096                       # any other single string (argv items, values, paths)
 MAX_NAME = 63                         # image, service and distribution names

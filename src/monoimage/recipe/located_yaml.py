@@ -96,9 +96,8 @@ def parse_located(text: str, shown_as: str) -> LocatedDocument:
         line = text.count("\n", 0, control.start()) + 1
         raise RecipeError(shown_as, line, "", f"control character U+{ord(control.group()):04X} "
                                               "in the file (write it escaped in a quoted string)")
-    loader = _BoundedLoader(text, shown_as)
     try:
-        node = loader.get_single_node()
+        node = _BoundedComposer(text, shown_as).document()
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else 0
@@ -107,8 +106,6 @@ def parse_located(text: str, shown_as: str) -> LocatedDocument:
     except yaml.YAMLError as err:
         raise RecipeError(shown_as, 0, "", "not valid YAML: " + " ".join(str(err).split())
                           ) from None
-    finally:
-        loader.dispose()
     lines: dict[KeyPath, int] = {}
     if node is None:
         return LocatedDocument(shown_as, None, {(): 1})
@@ -116,30 +113,74 @@ def parse_located(text: str, shown_as: str) -> LocatedDocument:
     return LocatedDocument(shown_as, data, lines)
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """The safe composer with a cap on nesting depth and on aliases."""
+class _BoundedComposer:
+    """Nodes from libyaml's events (a C parser: fast on a large file), counted as they come:
+    at most MAX_NODES nodes, MAX_ALIASES aliases, MAX_DEPTH levels, so a hostile file stops
+    early instead of filling memory. Anchors, tags and implicit types as PyYAML's composer."""
 
     def __init__(self, text: str, file: str) -> None:
-        super().__init__(text)
-        self.depth = 0
-        self.aliases = 0
+        self.loader = _LOADER(text)
         self.file = file
+        self.anchors: dict[str, yaml.Node] = {}
+        self.depth = self.nodes = self.aliases = 0
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        mark = self.peek_event().start_mark
-        if self.check_event(yaml.AliasEvent):
+    def fail(self, event: yaml.Event, message: str) -> RecipeError:
+        mark = event.start_mark
+        return RecipeError(self.file, mark.line + 1 if mark else 0, "", message)
+
+    def document(self) -> yaml.Node | None:
+        try:
+            self.loader.get_event()  # stream start
+            if self.loader.check_event(yaml.StreamEndEvent):
+                return None
+            self.loader.get_event()  # document start
+            node = self.node()
+            self.loader.get_event()  # document end
+            if not self.loader.check_event(yaml.StreamEndEvent):
+                raise self.fail(self.loader.peek_event(), "more than one YAML document")
+            return node
+        finally:
+            self.loader.dispose()
+
+    def node(self) -> yaml.Node:
+        event = self.loader.get_event()
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise self.fail(event, f"more than {MAX_NODES} values")
+        if isinstance(event, yaml.AliasEvent):
             self.aliases += 1
             if self.aliases > MAX_ALIASES:
-                raise RecipeError(self.file, mark.line + 1, "",
-                                  f"more than {MAX_ALIASES} aliases (*name)")
+                raise self.fail(event, f"more than {MAX_ALIASES} aliases (*name)")
+            if event.anchor not in self.anchors:
+                raise self.fail(event, f"the alias *{event.anchor} names no anchor")
+            return self.anchors[event.anchor]
+        if event.anchor is not None and event.anchor in self.anchors:
+            raise self.fail(event, f"the anchor &{event.anchor} is given twice")
+        node: yaml.Node
+        if isinstance(event, yaml.ScalarEvent):
+            tag = event.tag if event.tag not in (None, "!") else self.loader.resolve(
+                yaml.ScalarNode, event.value, event.implicit)
+            node = yaml.ScalarNode(tag, event.value, event.start_mark,  # type: ignore[arg-type]
+                                   event.end_mark, style=event.style)  # type: ignore[arg-type]
+            if event.anchor is not None:
+                self.anchors[event.anchor] = node
+            return node
+        is_map = isinstance(event, yaml.MappingStartEvent)
+        kind = yaml.MappingNode if is_map else yaml.SequenceNode
+        tag = event.tag if event.tag not in (None, "!") else self.loader.resolve(
+            kind, None, event.implicit)
+        node = kind(tag, [], event.start_mark, None, flow_style=event.flow_style)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = node  # before its items: `&a [*a]` is a cycle
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise RecipeError(self.file, mark.line + 1, "",
-                              f"nested deeper than {MAX_DEPTH} levels")
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
+            raise self.fail(event, f"nested deeper than {MAX_DEPTH} levels")
+        end = yaml.MappingEndEvent if is_map else yaml.SequenceEndEvent
+        while not self.loader.check_event(end):
+            node.value.append((self.node(), self.node()) if is_map else self.node())
+        node.end_mark = self.loader.get_event().end_mark
+        self.depth -= 1
+        return node
 
 
 class _Converter:
@@ -205,5 +246,7 @@ class _Converter:
             raise self.fail(node, path, f"{shown(node.value)} is not a valid {kind}") from None
 
 
+# libyaml's parser when PyYAML was built with it, else PyYAML's own (slower, same events).
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # Only its scalar constructors are used: whole numbers, numbers, booleans, null.
 _SCALARS = yaml.SafeLoader("")
