@@ -1,8 +1,9 @@
 """YAML documents that remember where every value came from.
 
 Recipe errors must say `FILE:LINE: key.path: what is wrong`, and PyYAML's plain loader forgets
-lines. We compose the node tree with the safe loader and convert it ourselves, recording the line
-of every key and list item, and rejecting duplicate keys that PyYAML would silently overwrite.
+lines. We compose the node tree from the parser's events and convert it ourselves, recording the
+line of every key and list item, and rejecting duplicate keys that PyYAML would silently
+overwrite.
 
 A recipe may come from anyone, so the loader is bounded: the file's size, the nesting depth and
 the number of aliases and of values are capped (an alias bomb or `[[[[…]]]]` is one error line,
