@@ -13,6 +13,7 @@ Prints figures; asserts nothing. Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import statistics
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from monoimage.init.render import SITE_ENV_PREFIX
 from monoimage.pipeline.boot import boot, read_table, recipe_from_image, wait_healthy
 from monoimage.plan.run_profile import container_spec, podman_run_args
 from monoimage.recipe.load import load_recipe
@@ -35,8 +37,11 @@ def sigterm_to_exit(image: str, recipe_path: str | None) -> float:
         recipe, _ = recipe_from_image(image, podman.image_inspect(image), read_table(image))
     spec = container_spec(recipe, image=image, name=f"monoimage-bench-{secrets.token_hex(3)}",
                           ephemeral=True, host_ip="127.0.0.1", random_host_ports=True)
+    # Site values without a default (secrets) come from this process's environment (main).
+    given = [arg for name in recipe.site_required
+             for arg in ("--env", SITE_ENV_PREFIX + name.upper())]
     try:
-        podman.run_detached(podman_run_args(spec))
+        podman.run_detached(given + podman_run_args(spec))
         healthy, _, _ = wait_healthy(spec.name, time.monotonic() + 120)
         if not healthy:
             raise SystemExit(f"{image} did not become healthy: {podman.logs(spec.name)}")
@@ -63,6 +68,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     recipe = load_recipe(args.recipe) if args.recipe else None
+    facts = recipe or recipe_from_image(args.image, podman.image_inspect(args.image),
+                                        read_table(args.image))[0]
+    for name in facts.site_required:  # a throwaway value for each secret the image needs
+        os.environ.setdefault(SITE_ENV_PREFIX + name.upper(), secrets.token_hex(12))
 
     ready, healthy, rss, stop, term = [], [], [], [], []
     services: dict[str, list[float]] = {}

@@ -76,6 +76,8 @@ LANDS: dict[str, tuple[tuple[type, str] | None, Read]] = {
     "runtime.memory": ((Runtime, "memory"), lambda r: r.runtime.memory),
     "runtime.pids_limit": ((Runtime, "pids_limit"), lambda r: r.runtime.pids_limit),
     "runtime.read_only": ((Runtime, "read_only"), lambda r: r.runtime.read_only),
+    "site.NAME.secret": (None, lambda r: "NAME" in r.site_secrets),
+    "site.NAME.required": (None, lambda r: "NAME" in r.site_required),
     "description": ((Service, "description"), lambda r: r.services[0].description),
     "config.templates[].mode": ((Template, "mode"), lambda r: r.services[0].templates[0].mode),
     "config.templates[].owner": ((Template, "owner"),

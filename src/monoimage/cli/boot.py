@@ -29,19 +29,27 @@ from monoimage.recipe.load import load_recipe
               help="Seconds to wait for monoimage-init health.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--keep", is_flag=True, help="Leave the container running after the report.")
+@click.option("--site", "site", multiple=True, metavar="NAME=VALUE",
+              help="A site value for the boot (repeatable); MONOIMAGE_SITE_<NAME> in the "
+                   "environment also gives one. Required for values without a default.")
 def boot_command(image: str, recipe: Path | None, profile: str, timeout: float, as_json: bool,
-                 keep: bool) -> None:
+                 keep: bool, site: tuple[str, ...]) -> None:
     """Boot IMAGE, wait until every service is healthy, probe each from the host, stop it.
 
     Exits 0 only if every service was ready, answered from the host, and the container
     stopped cleanly within its stop timeout with exit code 0.
     """
     console = Console(stderr=True, quiet=as_json)
+    given = {item.partition("=")[0]: item.partition("=")[2] for item in site}
+    bad = [item for item in site if "=" not in item or not item.partition("=")[0]]
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r}: give NAME=VALUE", param_hint="--site")
     loaded = load_recipe(recipe) if recipe is not None else None
     with interruptible("boot interrupted: the container was removed"), \
             console.status(f"booting {image}") as status:
         report = boot(image, loaded, profile=profile, timeout=timeout,  # type: ignore[arg-type]
                       keep=keep, recipe_from=f"recipe {recipe}" if recipe else "image",
+                      site=given,
                       progress=lambda text: status.update(text))
     if as_json:
         click.echo(json.dumps(report_json(report), indent=2))

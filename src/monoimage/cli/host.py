@@ -37,10 +37,10 @@ def host_command(recipe: Path, image: str | None, format_: str, output: Path,
     """Write the artefacts that run RECIPE's image on a small container-OS host."""
     podman = parse_podman_version(podman_version)
     loaded = load_recipe(recipe)
-    unknown = [s for s in secrets if s not in dict(loaded.site)]
+    unknown = [s for s in secrets if s not in loaded.site_names]
     if unknown:
         raise UserError(f"--secret {unknown[0]}: not a site value of {loaded.name} "
-                        f"(site values: {', '.join(k for k, _ in loaded.site) or 'none'})")
+                        f"(site values: {', '.join(loaded.site_names) or 'none'})")
     spec = host_spec(loaded, image=image, registry=registry, secrets=secrets)
     formats = FORMATS if format_ == "all" else (format_,)
     artefacts = render_artefacts(spec, loaded, formats, podman, mirror)

@@ -74,6 +74,11 @@ def render_site_env(spec: ContainerSpec, recipe: Recipe) -> str:
             raise UserError(f"site value {name!r} spans lines: an env file cannot hold it; "
                             f"use a podman secret")
         lines.append(f"{SITE_ENV_PREFIX}{name.upper()}={value}")
+    mounted = {secret.target for secret in spec.secrets}
+    for name in recipe.site_required:
+        if name not in mounted:  # no default in the image: the init refuses to start without it
+            lines.append(f"# {SITE_ENV_PREFIX}{name.upper()}=  (no default: set it here or "
+                         f"give `--secret {name}`)")
     return "\n".join(lines) + "\n"
 
 

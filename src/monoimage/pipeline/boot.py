@@ -15,15 +15,19 @@ The probes from the host are in `pipeline/host_probes.py`.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from monoimage.errors import UserError
 from monoimage.image import STATUS_CMD, TABLE_PATH
+from monoimage.init.render import SITE_ENV_PREFIX
 from monoimage.pipeline.host_probes import HostProbe, probe_from_host
 from monoimage.plan.image_facts import recipe_from_image
 from monoimage.plan.run_profile import ContainerSpec, ProfileName, container_spec, podman_run_args
@@ -73,26 +77,64 @@ class BootReport:
 
 def boot(image: str, recipe: Recipe | None = None, *, profile: ProfileName = "small-host",
          timeout: float = 120.0, keep: bool = False, name: str | None = None,
-         recipe_from: str = "image",
+         recipe_from: str = "image", site: Mapping[str, str] | None = None,
+         environ: Mapping[str, str] | None = None,
          progress: Callable[[str], None] = lambda _: None) -> BootReport:
-    """Boot `image` under `profile` and report; `recipe` None reads the facts from the image."""
+    """Boot `image` under `profile` and report; `recipe` None reads the facts from the image.
+
+    `site` (from `--site NAME=VALUE`) and `MONOIMAGE_SITE_<NAME>` in `environ` give site
+    values; a value the image has no default for (a secret) must come from one of them."""
     inspect = podman.image_inspect(image)
     notes: list[str] = []
     if recipe is None:
         recipe, notes = recipe_from_image(image, inspect, read_table(image))
+    values = site_values(recipe, site or {}, os.environ if environ is None else environ)
     name = name or f"monoimage-boot-{recipe.name}-{secrets.token_hex(3)}"
-    spec = container_spec(recipe, image=image, name=name, profile=profile, ephemeral=True,
-                          host_ip="127.0.0.1", random_host_ports=True)
-    progress(f"starting {name} ({profile})")
-    started = time.time()
-    began = time.monotonic()
+    private = Path(tempfile.mkdtemp(prefix="monoimage-boot-"))
     try:
-        podman.run_detached(podman_run_args(spec))
-        return _observe(spec, recipe, started, began, timeout, keep, recipe_from, notes,
-                        progress)
+        env_file = private / "site.env"
+        env_file.touch(mode=0o600)
+        env_file.write_text("".join(f"{SITE_ENV_PREFIX}{k.upper()}={v}\n"
+                                    for k, v in values.items()), encoding="utf-8")
+        spec = container_spec(recipe, image=image, name=name, profile=profile, ephemeral=True,
+                              host_ip="127.0.0.1", random_host_ports=True,
+                              env_files=(str(env_file),) if values else ())
+        progress(f"starting {name} ({profile})")
+        started = time.time()
+        began = time.monotonic()
+        try:
+            podman.run_detached(podman_run_args(spec))
+            shutil.rmtree(private, ignore_errors=True)  # podman has read it: no copy stays
+            return _observe(spec, recipe, started, began, timeout, keep, recipe_from, notes,
+                            progress)
+        finally:
+            if not keep:
+                podman.remove(name)
     finally:
-        if not keep:
-            podman.remove(name)
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def site_values(recipe: Recipe, given: Mapping[str, str], environ: Mapping[str, str]
+                ) -> dict[str, str]:
+    """The site values to pass: `given` first, then `MONOIMAGE_SITE_<NAME>` from `environ`;
+    a UserError when a value without a default is given by neither, or a name is unknown."""
+    names = recipe.site_names
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise UserError(f"--site {unknown[0]}: not a site value of {recipe.name} "
+                        f"(site values: {', '.join(names) or 'none'})")
+    values = {n: environ[SITE_ENV_PREFIX + n.upper()] for n in names
+              if SITE_ENV_PREFIX + n.upper() in environ}
+    values.update(given)
+    missing = [n for n in recipe.site_required if n not in values]
+    if missing:
+        raise UserError(f"{recipe.name} needs the site value {missing[0]!r}, which has no "
+                        f"default in the image: give --site {missing[0]}=VALUE or "
+                        f"{SITE_ENV_PREFIX}{missing[0].upper()} in the environment")
+    for name, value in values.items():
+        if "\n" in value or "\r" in value or "\0" in value:
+            raise UserError(f"site value {name!r}: give one line without control characters")
+    return values
 
 
 def _observe(spec: ContainerSpec, recipe: Recipe, started: float, began: float,

@@ -22,7 +22,8 @@ from monoimage.image import (
     LABEL_TITLE,
     TABLE_PATH,
 )
-from monoimage.init.table import TableError, parse_table
+from monoimage.init.render import placeholders
+from monoimage.init.table import Table, TableError, parse_table
 from monoimage.recipe.model import Distro, Port, Probe, Recipe, Runtime, Service
 from monoimage.recipe.versions import Family
 
@@ -74,7 +75,8 @@ def recipe_from_image(image: str, inspect: dict[str, Any], table_text: str
         name=labels.get(LABEL_TITLE, name), tag=tag or "latest",
         source=image, digest=labels.get(LABEL_RECIPE_DIGEST, ""),
         distro=Distro(name="", release="", packager=Family(packager)),
-        services=tuple(services), site=table.site, runtime=runtime)
+        services=tuple(services), site=table.site, site_required=_site_required(table),
+        runtime=runtime)
     return recipe, notes
 
 
@@ -107,3 +109,11 @@ def runtime_from_labels(labels: dict[str, str]) -> Runtime:
 def _port(text: str) -> Port:
     number, _, protocol = text.strip().partition("/")
     return Port(int(number), "udp" if protocol == "udp" else "tcp")
+
+
+def _site_required(table: Table) -> tuple[str, ...]:
+    """The site values the table's templates use that it has no default for (secrets and
+    required values): the run must give them."""
+    used = {name for service in table.services for template in service.templates
+            for name in placeholders(template.content)}
+    return tuple(sorted(used - set(dict(table.site))))

@@ -8,7 +8,7 @@ the order in which services or packages were listed.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from monoimage.errors import UserError
 from monoimage.recipe.model import PackageRequest, Recipe
@@ -32,6 +32,7 @@ class Requirement:
 
     requester: str
     constraint: Constraint | None
+    where: str = field(default="", compare=False)  # `FILE:LINE` of the request
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ def merge(requests: Iterable[tuple[str, PackageRequest]], family: Family) -> Pac
     """Union of (requester, request) pairs: one entry per name; conflicts raise ConflictError."""
     by_name: dict[str, set[Requirement]] = {}
     for requester, request in requests:
-        by_name.setdefault(request.name, set()).add(Requirement(requester, request.constraint))
+        by_name.setdefault(request.name, set()).add(
+            Requirement(requester, request.constraint, request.where))
     entries = []
     for name in sorted(by_name):
         requirements = tuple(sorted(by_name[name], key=_requirement_key))
@@ -126,7 +128,11 @@ def _requirement_key(requirement: Requirement) -> tuple[str, str, str]:
 
 
 def _conflict_message(name: str, requirements: tuple[Requirement, ...]) -> str:
+    """`FILE:LINE: package 'x': …` at the first constrained request, naming where each is."""
     wants = "; ".join(
-        f"{r.requester} wants {name} {r.constraint}" if r.constraint
-        else f"{r.requester} wants any {name}" for r in requirements)
-    return f"package '{name}': no version satisfies every constraint: {wants}"
+        (f"{r.requester} wants {name} {r.constraint}" if r.constraint
+         else f"{r.requester} wants any {name}") + (f" ({r.where})" if r.where else "")
+        for r in requirements)
+    first = next((r.where for r in requirements if r.constraint and r.where), "")
+    return (f"{first}: " if first else "") + (
+        f"package '{name}': no version satisfies every constraint: {wants}")

@@ -8,8 +8,10 @@ path (`ready` + `timeout` → `ready.timeout`).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from monoimage.recipe.limits import MAX_COUNT, MAX_SECONDS, MAX_TEXT, shown, text_problem
 from monoimage.recipe.located_yaml import KeyPath, LocatedDocument, format_path
 from monoimage.recipe.settings import Kind, Setting, setting_at
 
@@ -44,13 +46,21 @@ class Fields:
             raise self.doc.error(self.path, f"missing required key '{key}'")
         return self.value[key]
 
-    def text(self, key: str, *, required: bool = False) -> Any:
-        """A non-empty string; when absent, its default from the settings table, else None."""
+    def text(self, key: str, *, required: bool = False, limit: int = MAX_TEXT) -> Any:
+        """A non-empty line of text; when absent, its default from the settings table, else
+        None."""
         value = self.required(key) if required else self.raw(key, None)
         if value is None:
             return self.default(key)
+        return self.check_text(self.at(key), value, limit)
+
+    def check_text(self, where: KeyPath, value: Any, limit: int = MAX_TEXT) -> str:
+        """`value` if it is a non-empty line of at most `limit` characters."""
         if not isinstance(value, str) or not value:
-            raise self.error(key, f"must be a non-empty string, not {_kind(value)}")
+            raise self.doc.error(where, f"must be a non-empty string, not {_kind(value)}")
+        problem = text_problem(value, limit)
+        if problem:
+            raise self.doc.error(where, problem)
         return value
 
     def flag(self, key: str) -> bool:
@@ -64,7 +74,7 @@ class Fields:
         value = self.raw(key, setting.default)
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(key, f"must be a whole number, not {_kind(value)}")
-        self._check_minimum(key, setting, value)
+        self._check_bounds(key, setting, value, MAX_COUNT)
         return value
 
     def number(self, key: str) -> float:
@@ -72,12 +82,17 @@ class Fields:
         value = self.raw(key, setting.default)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(key, f"must be a number, not {_kind(value)}")
-        self._check_minimum(key, setting, value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(key, f"must be a finite number, not {value}")
+        self._check_bounds(key, setting, value, MAX_SECONDS)
         return float(value)
 
-    def _check_minimum(self, key: str, setting: Setting, value: float) -> None:
+    def _check_bounds(self, key: str, setting: Setting, value: float, maximum: float) -> None:
         if setting.minimum is not None and value < setting.minimum:
-            raise self.error(key, f"must be at least {setting.minimum}, not {value}")
+            raise self.error(key, f"must be at least {setting.minimum}, not {shown(value)}")
+        maximum = setting.maximum if setting.maximum is not None else maximum
+        if value > maximum:
+            raise self.error(key, f"must be at most {maximum:g}, not {shown(value)}")
 
     def items(self, key: str) -> list[Any]:
         value = self.raw(key, None)
@@ -87,12 +102,10 @@ class Fields:
             raise self.error(key, f"must be a list, not {_kind(value)}")
         return value
 
-    def texts(self, key: str) -> tuple[str, ...]:
+    def texts(self, key: str, limit: int = MAX_TEXT) -> tuple[str, ...]:
         items = self.items(key)
         for i, item in enumerate(items):
-            if not isinstance(item, str) or not item:
-                raise self.doc.error(self.at(key) + (i,),
-                                     f"must be a non-empty string, not {_kind(item)}")
+            self.check_text(self.at(key) + (i,), item, limit)
         return tuple(items)
 
     def mapping(self, key: str) -> Fields:
@@ -102,8 +115,9 @@ class Fields:
     def one_of(self, key: str) -> str:
         setting = self.setting(key, "choice")
         value = self.raw(key, setting.default)
-        if value not in setting.choices:
-            raise self.error(key, f"must be one of {', '.join(setting.choices)}, not {value!r}")
+        if not isinstance(value, str) or value not in setting.choices:
+            raise self.error(key, f"must be one of {', '.join(setting.choices)}, "
+                                  f"not {shown(value)}")
         return str(value)
 
     def setting(self, key: str, kind: Kind) -> Setting:
@@ -131,9 +145,9 @@ def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return f"a boolean ({str(value).lower()})"
     if isinstance(value, str):
-        return f"a string ({value!r})" if value else "an empty string"
+        return f"a string ({shown(value)})" if value else "an empty string"
     if isinstance(value, int | float):
-        return f"a number ({value})"
+        return f"a number ({shown(value)})"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):

@@ -9,10 +9,10 @@ image file and checks the services together; `service.py` reads one service file
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 
 from monoimage.errors import RecipeError
+from monoimage.init.render import placeholders
 from monoimage.recipe.fields import Fields
 from monoimage.recipe.image_parts import (
     parse_distro,
@@ -23,6 +23,7 @@ from monoimage.recipe.image_parts import (
 )
 from monoimage.recipe.located_yaml import KeyPath, load_located
 from monoimage.recipe.model import Recipe, Service
+from monoimage.recipe.reference import ReferenceError, check_name, check_tag
 from monoimage.recipe.scalars import NAME_RE, read_name, read_packages
 from monoimage.recipe.service import parse_service
 
@@ -36,15 +37,19 @@ def load_recipe(path: Path | str) -> Recipe:
     top = Fields(doc, (), doc.data if doc.data is not None else {})
     image = top.mapping("image")
     name = read_name(image, "name")
-    tag = image.text("tag")
-    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag):
-        raise image.error("tag", f"{tag!r} is not a valid image tag")
+    tag = image.text("tag", limit=128)
+    for key, check, value in (("name", check_name, f"localhost/{name}"), ("tag", check_tag, tag)):
+        try:
+            check(value)
+        except ReferenceError as err:
+            raise image.error(key, str(err)) from None
     image.done()
 
     distro = parse_distro(top.mapping("distro"))
+    family = distro.packager
     base = top.mapping("base")
-    base_packages = read_packages(base, "packages")
-    config_tools = read_packages(base, "config_tools")
+    base_packages = read_packages(base, "packages", family)
+    config_tools = read_packages(base, "config_tools", family)
     base.done()
 
     services_dir = path.parent / SERVICES_DIR
@@ -61,23 +66,25 @@ def load_recipe(path: Path | str) -> Recipe:
                                    f"(first as services[{seen[svc_name]}])")
         seen[svc_name] = i
         svc_path = services_dir / f"{svc_name}.yaml"
-        if not NAME_RE.match(svc_name) or not svc_path.is_file():
-            raise doc.error(where, f"unknown service '{svc_name}': no file {svc_path}")
-        services.append(parse_service(load_located(svc_path)))
+        if not NAME_RE.fullmatch(svc_name) or not svc_path.is_file():
+            raise doc.error(where, f"unknown service {svc_name!r}: no file {svc_path}")
+        services.append(parse_service(load_located(svc_path), family, path.parent))
         digest.update(b"\0" + svc_name.encode() + b"\0" + svc_path.read_bytes())
 
-    site = parse_site(top.mapping("site"))
+    site, site_required, site_secrets = parse_site(top.mapping("site"))
     layering = parse_layering(top.mapping("layering"))
-    strip = parse_strip(top.mapping("strip"))
+    strip = parse_strip(top.mapping("strip"), family)
     runtime = parse_runtime(top.mapping("runtime"))
     top.done()
 
     ordered = order_services(services)
     _check_unique_dests(ordered)
+    _check_placeholders(ordered, {n for n, _ in site} | set(site_required))
     return Recipe(
         name=name, tag=tag, source=str(path), digest="sha256:" + digest.hexdigest(),
         distro=distro, base_packages=base_packages, config_tools=config_tools,
-        services=ordered, site=site, layering=layering, strip=strip, runtime=runtime,
+        services=ordered, site=site, site_required=site_required, site_secrets=site_secrets,
+        layering=layering, strip=strip, runtime=runtime,
     )
 
 
@@ -126,6 +133,19 @@ def _check_unique_dests(services: tuple[Service, ...]) -> None:
                                 f"{template.dest} is also rendered by service "
                                 f"'{owners[template.dest]}'")
             owners[template.dest] = svc.name
+
+
+def _check_placeholders(services: tuple[Service, ...], declared: set[str]) -> None:
+    """Every `{{ name }}` of a template is declared under `site:` (a default, a secret or a
+    required value): a typo would otherwise only fail at boot."""
+    for svc in services:
+        for i, template in enumerate(svc.templates):
+            unknown = [n for n in placeholders(template.content) if n not in declared]
+            if unknown:
+                raise _service_error(svc, ("config", "templates", i),
+                                     f"{{{{ {unknown[0]} }}}} is not a site value of the "
+                                     f"image: declare it under site: (a default, "
+                                     f"`{{secret: true}}` or `{{required: true}}`)")
 
 
 __all__ = ["RecipeError", "load_recipe", "order_services", "parse_service"]

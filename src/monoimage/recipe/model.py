@@ -23,6 +23,7 @@ class PackageRequest:
 
     name: str
     constraint: Constraint | None = None
+    where: str = field(default="", compare=False)  # `FILE:LINE` it was asked at, for messages
 
     def __str__(self) -> str:
         return f"{self.name} {self.constraint}" if self.constraint else self.name
@@ -195,7 +196,9 @@ class Recipe:
     base_packages: tuple[PackageRequest, ...] = ()
     config_tools: tuple[PackageRequest, ...] = ()
     services: tuple[Service, ...] = ()
-    site: tuple[tuple[str, str], ...] = ()
+    site: tuple[tuple[str, str], ...] = ()  # the defaults, by name
+    site_required: tuple[str, ...] = ()  # names with no default: given at run time
+    site_secrets: tuple[str, ...] = ()   # those of site_required that are secrets
     layering: Layering = field(default_factory=Layering)
     strip: Strip = field(default_factory=Strip)
     runtime: Runtime = field(default_factory=Runtime)
@@ -204,6 +207,11 @@ class Recipe:
     def reference(self) -> str:
         """The image reference the build tags: `localhost/NAME:TAG`."""
         return f"localhost/{self.name}:{self.tag}"
+
+    @property
+    def site_names(self) -> tuple[str, ...]:
+        """Every site value the image's templates may use, with a default or not."""
+        return tuple(sorted({name for name, _ in self.site} | set(self.site_required)))
 
     @property
     def ports(self) -> tuple[Port, ...]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
 from monoimage.recipe.fields import Fields
+from monoimage.recipe.limits import MAX_SOURCE_BYTES, content_problem, shown
 from monoimage.recipe.located_yaml import LocatedDocument
 from monoimage.recipe.model import (
     ConfigCommand,
@@ -29,21 +32,31 @@ from monoimage.recipe.scalars import (
     read_user,
     read_values,
 )
+from monoimage.recipe.versions import Family
 
-CAPABILITY_RE = re.compile(r"^[A-Z][A-Z_]+$")
+# linux/capability.h, CAP_CHOWN (0) to CAP_CHECKPOINT_RESTORE (40).
+CAPABILITIES = frozenset((
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
+    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+))
 
 
-def parse_service(doc: LocatedDocument) -> Service:
-    """One `services/<name>.yaml` file → a `Service`."""
+def parse_service(doc: LocatedDocument, family: Family, root: Path) -> Service:
+    """One `services/<name>.yaml` file → a `Service` of an image of `family` whose recipe
+    folder is `root` (template sources must lie inside it)."""
     top = Fields(doc, (), doc.data if doc.data is not None else {})
     name = read_name(top, "name")
     stem = Path(doc.file).stem
     if name != stem:
         raise top.error("name", f"service '{name}' must live in a file named {name}.yaml, "
                                 f"not {stem}.yaml")
-    packages = _family_packages(top)
+    packages = _family_packages(top, family)
     config = top.mapping("config")
-    templates = tuple(_template(Fields(doc, config.at("templates") + (i,), item))
+    templates = tuple(_template(Fields(doc, config.at("templates") + (i,), item), root)
                       for i, item in enumerate(config.items("templates")))
     commands = tuple(_command(Fields(doc, config.at("commands") + (i,), item))
                      for i, item in enumerate(config.items("commands")))
@@ -60,7 +73,7 @@ def parse_service(doc: LocatedDocument) -> Service:
     run.done()
 
     stop = top.mapping("stop")
-    stop_signal = read_signal(stop, "signal")
+    stop_signal = read_signal(stop, "signal", purpose="stop")
     stop_timeout = stop.number("timeout")
     stop.done()
 
@@ -72,7 +85,7 @@ def parse_service(doc: LocatedDocument) -> Service:
         depends_on=_depends_on(top, name),
         restart=_restart(top.mapping("restart")),
         stop_signal=stop_signal, stop_timeout=stop_timeout,
-        reload_signal=read_signal(top, "reload_signal"),
+        reload_signal=read_signal(top, "reload_signal", purpose="reload"),
         critical=top.flag("critical"),
         volumes=read_paths(top, "volumes"),
         runtime_dirs=tuple(_runtime_dir(Fields(doc, top.at("runtime_dirs") + (i,), item))
@@ -84,37 +97,68 @@ def parse_service(doc: LocatedDocument) -> Service:
     return service
 
 
-def _family_packages(top: Fields) -> FamilyPackages:
+def _family_packages(top: Fields, family: Family) -> FamilyPackages:
     value = top.raw("packages", None)
     if value is None or isinstance(value, list):
-        return FamilyPackages(common=read_packages(top, "packages"))
+        return FamilyPackages(common=read_packages(top, "packages", family))
     sub = top.mapping("packages")
-    packages = FamilyPackages(common=read_packages(sub, "all"), apt=read_packages(sub, "apt"),
-                              dnf=read_packages(sub, "dnf"))
+    packages = FamilyPackages(common=read_packages(sub, "all", family),
+                              apt=read_packages(sub, "apt", Family.APT),
+                              dnf=read_packages(sub, "dnf", Family.DNF))
     sub.done()
     return packages
 
 
-def _template(fields: Fields) -> Template:
+def _template(fields: Fields, root: Path) -> Template:
     dest = read_path(fields, "dest", required=True)
     has_content, has_source = fields.has("content"), fields.has("source")
     if has_content == has_source:
         raise fields.doc.error(fields.path, "give exactly one of 'content' or 'source'")
+    key = "content" if has_content else "source"
     if has_content:
         content = fields.raw("content")
         if not isinstance(content, str):
             raise fields.error("content", "must be text")
     else:
-        source_name = fields.text("source", required=True)
-        source = Path(fields.doc.file).parent / source_name
-        try:
-            content = source.read_text(encoding="utf-8")
-        except OSError as err:
-            raise fields.error("source", f"cannot read {source}: {err.strerror}") from None
+        content = _read_source(fields, root)
+    problem = content_problem(content)
+    if problem:
+        raise fields.error(key, problem)
     template = Template(dest=dest, content=content, mode=read_mode(fields, "mode"),
                         owner=read_user(fields, "owner"), group=read_user(fields, "group"))
     fields.done()
     return template
+
+
+def _read_source(fields: Fields, root: Path) -> str:
+    """The text of a template's `source:`, a regular UTF-8 file inside the recipe's folder."""
+    name: str = fields.text("source", required=True)
+    if name.startswith("/"):
+        raise fields.error("source", f"{shown(name)} must be a path relative to the service "
+                                     "file's folder")
+    path = Path(fields.doc.file).parent / name
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise fields.error("source", f"cannot read {shown(str(path))}: no such file") from None
+    if not real.is_relative_to(root.resolve()):
+        raise fields.error("source", f"{shown(name)} leads out of the recipe's folder {root}")
+    try:
+        handle = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        raise fields.error("source", f"cannot read {shown(name)}: {err.strerror}") from None
+    with os.fdopen(handle, "rb") as source:
+        if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+            raise fields.error("source", f"{shown(name)} is not a regular file")
+        data = source.read(MAX_SOURCE_BYTES + 1)
+    if len(data) > MAX_SOURCE_BYTES:
+        raise fields.error("source", f"{shown(name)} is larger than {MAX_SOURCE_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise fields.error("source", f"{shown(name)} is not UTF-8 text (line {line}); "
+                                     "a template is text") from None
 
 
 def _command(fields: Fields) -> ConfigCommand:
@@ -212,9 +256,11 @@ def _port(top: Fields, i: int, item: Any) -> Port:
 
 def _capabilities(top: Fields) -> tuple[str, ...]:
     caps = []
-    for i, cap in enumerate(top.texts("capabilities")):
-        cap = cap.upper().removeprefix("CAP_")
-        if not CAPABILITY_RE.match(cap):
-            raise top.doc.error(top.at("capabilities") + (i,), f"{cap!r} is not a capability")
+    for i, text in enumerate(top.texts("capabilities", limit=64)):
+        cap = text.upper().removeprefix("CAP_")
+        if cap not in CAPABILITIES:
+            raise top.doc.error(top.at("capabilities") + (i,),
+                                f"{shown(text)} is not a Linux capability (CAP_NET_ADMIN, …; "
+                                "ALL is not allowed: name each one)")
         caps.append(cap)
     return tuple(caps)

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from monoimage.recipe.limits import LIMITS
 from monoimage.recipe.located_yaml import KeyPath, format_path
 
 Kind = Literal["text", "flag", "whole", "number", "choice", "mode", "texts"]
@@ -33,6 +34,7 @@ class Setting:
     default: Any
     help: str
     minimum: float | None = None
+    maximum: float | None = None  # else the limit of every duration or count (limits.py)
     choices: tuple[str, ...] = ()
     rule: str = ""  # what else is allowed, checked by the parser's own reader; for the docs
 
@@ -40,10 +42,12 @@ class Setting:
     def allowed(self) -> str:
         if self.choices:
             return ", ".join(f"`{c}`" for c in self.choices)
+        bounds = []
         if self.minimum is not None:
-            least = f"at least {_shown(self.minimum)}"
-            return f"{least}, {self.rule}" if self.rule else least
-        return self.rule
+            bounds.append(f"at least {_shown(self.minimum)}")
+        if self.maximum is not None:
+            bounds.append(f"at most {_shown(self.maximum)}")
+        return ", ".join(bounds + ([self.rule] if self.rule else []))
 
 
 def _image(key: str, kind: Kind, default: Any, help: str, **limits: Any) -> Setting:
@@ -70,15 +74,22 @@ _TABLE = (
     _image("layering.policy", "choice", "single",
            "single: one squashed layer; packages: layers by package", choices=("single", "packages")),
     _image("layering.max_layers", "whole", 60, "the most layers of a packages image, metadata and init included",
-           minimum=2),
+           minimum=2, maximum=127),
     _image("strip.docs", "flag", True, "remove /usr/share/doc (copyright files stay)"),
     _image("strip.man", "flag", True, "remove man and info pages"),
     _image("strip.locales", "flag", True, "remove /usr/share/locale"),
     _image("runtime.memory", "text", "1g", "the memory limit of `--profile small-host`",
            rule="a size such as `512m` or `1g`"),
-    _image("runtime.pids_limit", "whole", 2048, "the process limit of `--profile small-host`", minimum=16),
+    _image("runtime.pids_limit", "whole", 2048, "the process limit of `--profile small-host`",
+           minimum=16, maximum=4194304),
     _image("runtime.read_only", "flag", True,
            "`--profile small-host` runs the container with a read-only root"),
+    _image("site.NAME.secret", "flag", False,
+           "NAME (a `{{ NAME }}` of the templates) has no default in the image: a secret given at run time (secret file or "
+           "`MONOIMAGE_SITE_NAME`), never written into a layer", rule="no `default` with it"),
+    _image("site.NAME.required", "flag", False,
+           "NAME has no default in the image: given at run time, like a secret but not hidden",
+           rule="no `default` with it"),
     _service("description", "text", "", "one line on what the service is"),
     _service("config.templates[].mode", "mode", 0o644, "the rendered file's mode",
              rule="a quoted octal string"),
@@ -122,7 +133,10 @@ def default(key: str) -> Any:
 
 
 def setting_at(path: KeyPath) -> Setting | None:
-    """The setting of the key at `path` (`config.templates[0].mode`), or None when it has none."""
+    """The setting of the key at `path` (`config.templates[0].mode`, `site.token.secret`), or
+    None when it has none."""
+    if len(path) == 3 and path[0] == "site":
+        path = ("site", "NAME", path[2])
     return SETTINGS.get(re.sub(r"\[\d+\]", "[]", format_path(path)))
 
 
@@ -135,6 +149,8 @@ def reference_table() -> str:
                 f"| {s.allowed} | {s.help} |" for s in _TABLE if s.file == file]
         parts.append("\n".join([f"{title}:", "", "| key | type | default | allowed | meaning |",
                                 "| --- | --- | --- | --- | --- |", *rows]))
+    parts.append("\n".join(["Limits every recipe is held to:", "", "| what | at most |",
+                            "| --- | --- |", *(f"| {what} | {bound} |" for what, bound in LIMITS)]))
     return "\n\n".join(parts) + "\n"
 
 
