@@ -192,14 +192,20 @@ def key_literals() -> set[str]:
             func = node.func
             if isinstance(func, ast.Attribute) and func.attr in readers:
                 args = node.args[:1]
-            elif (isinstance(func, ast.Name) and func.id.startswith("read_")
-                  and func.id != "read_values"):  # its second argument is a message
+            elif (isinstance(func, ast.Name) and func.id != "read_values"  # reads a message
+                  and (func.id.startswith("read_") or reads_fields(func.id, node.args))):
                 args = node.args[1:2]
             else:
                 continue
             names |= {a.value for a in args if isinstance(a, ast.Constant)
                       and isinstance(a.value, str)}
     return names
+
+
+def reads_fields(name: str, args: list[ast.expr]) -> bool:
+    """A module's own reader, called as `_token(fields, "release")`."""
+    return (name.startswith("_") and bool(args) and isinstance(args[0], ast.Name)
+            and args[0].id == "fields")
 
 
 def test_every_key_the_code_names_is_in_the_reference() -> None:
@@ -304,8 +310,9 @@ def test_a_real_plan_block_is_rewritten_from_a_real_run(tmp_path: Path) -> None:
                    "     exit: 2 -->\n<!-- /output -->\n", encoding="utf-8")
     assert docs_outputs.main([str(doc)]) == 0
     assert doc.read_text(encoding="utf-8").endswith(
-        "$ monoimage plan broken.yaml\nmonoimage: package 'libfoo': no version satisfies every "
-        "constraint: alpha wants libfoo >= 2.0; beta wants libfoo = 1.5\n$ echo $?\n2\n```\n"
+        "$ monoimage plan broken.yaml\nmonoimage: services/alpha.yaml:2: package 'libfoo': no "
+        "version satisfies every constraint: alpha wants libfoo >= 2.0 (services/alpha.yaml:2); "
+        "beta wants libfoo = 1.5 (services/beta.yaml:2)\n$ echo $?\n2\n```\n"
         "<!-- /output -->\n")
 
 
