@@ -30,8 +30,11 @@ def main() -> None:
     parser.add_argument("--err", action="append", default=[], help="a stderr line")
     parser.add_argument("--partial", help="write this to stdout without a newline")
     parser.add_argument("--hup-read", help="on SIGHUP, log this file's content")
-    parser.add_argument("--orphan", action="store_true",
-                        help="double-fork a grandchild that outlives its parent")
+    parser.add_argument("--orphan", metavar="RELEASE",
+                        help="double-fork a grandchild that outlives its parent and exits once "
+                             "the file RELEASE exists")
+    parser.add_argument("--flood", action="store_true",
+                        help="once ready, write stdout lines as fast as the pipe takes them")
     parser.add_argument("--leftover", action="store_true",
                         help="start a child in the same process group that ignores SIGTERM")
     parser.add_argument("--probe-pid-file",
@@ -71,7 +74,7 @@ def main() -> None:
         sys.stdout.write(args.partial)
         sys.stdout.flush()
     if args.orphan:
-        double_fork(event)
+        double_fork(event, args.orphan)
     if args.leftover:
         leftover = os.fork()
         if leftover == 0:
@@ -95,6 +98,10 @@ def main() -> None:
     if args.touch:
         open(args.touch, "w").close()
     event("ready")
+    if args.flood:
+        line = b"flood " + b"x" * 200 + b"\n"
+        while True:
+            os.write(1, line)
     if args.exit is not None:
         time.sleep(args.after)
         event(f"exit {args.exit} {time.monotonic():.3f}")
@@ -103,18 +110,19 @@ def main() -> None:
         time.sleep(3600)
 
 
-def double_fork(event: Callable[[str], None]) -> None:
+def double_fork(event: Callable[[str], None], release: str) -> None:
     """The classic daemon dance: the child forks the grandchild and exits at once, so the
-    grandchild is re-parented to PID 1 (our init), reports so, and exits a moment later."""
+    grandchild is re-parented to PID 1 (our init), reports so, and exits once the test creates
+    the file `release` (the test bounds every wait)."""
     child = os.fork()
     if child == 0:
+        parent = os.getpid()
         if os.fork() == 0:
-            parent = os.getppid()
-            deadline = time.monotonic() + 2.0
-            while os.getppid() == parent and time.monotonic() < deadline:
+            while os.getppid() == parent:
                 time.sleep(0.01)
             event(f"orphan {os.getpid()} parent {os.getppid()}")
-            time.sleep(0.2)
+            while not os.path.exists(release):
+                time.sleep(0.01)
             os._exit(0)
         os._exit(0)
     os.waitpid(child, 0)

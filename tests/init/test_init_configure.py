@@ -4,7 +4,9 @@ and one clear message with exit code 3 when any step fails."""
 import os
 import stat
 
-from init_harness import service, svc, table
+from init_harness import children, service, svc, table, wait_until
+
+from monoimage.init.logs import quote_argv
 
 
 def test_runtime_dirs_templates_and_commands_are_in_place_before_services(start_init,
@@ -83,3 +85,18 @@ def test_invalid_table_exits_2_before_anything_runs(start_init):
     assert run.wait() == 2
     assert ("services[0] (app).restart.policy: expected one of always, on-failure, never, "
             "got 'sometimes'") in run.log()
+
+
+def test_command_leaving_a_background_child_on_its_pipe_lets_the_boot_go_on(start_init,
+                                                                           tmp_path):
+    events = tmp_path / "events"
+    run = start_init(table(service("app", svc("app", events=events), commands=[
+        {"argv": ["sh", "-c", "sleep 300 & echo done"], "user": "root"}])))
+    run.wait_event("app ready")   # before: init waited for the end of the pipe, 300 s
+    lines = run.log().splitlines()
+    assert lines.index("app | done") < lines.index(
+        f"monoimage-init | started app: pid {run.status()['app']['pid']}, user root: "
+        f"{quote_argv(svc('app', events=events))}")
+    wait_until(lambda: "sleep" not in [comm for _, _, comm in children(run.init_pid)], 10.0,
+               "the command's leftover sleep to be killed and reaped")
+    assert run.stop() == 0

@@ -8,6 +8,7 @@ Request: one line, `status` + LF. Response: UTF-8 text lines, then init closes t
 Every line is one record: a kind, then TAB-separated `key=value` fields, in this order:
 
     init     version=1  pid=<int>  state=<running|stopping>  image=<text>  uptime_s=<float>
+             log_dropped_lines=<int>
     service  name=<text>  state=<state>  pid=<int|->  restarts=<int>
              ready_since=<epoch seconds, float|->  ready_after_ms=<int|->  rss_kib=<int|->
              critical=<yes|no>  last_exit=<text|->
@@ -20,6 +21,8 @@ Service states: waiting (for dependencies), starting (started, not ready yet), r
 `-` means none/null; values never hold a TAB or a newline. healthy=yes when every service is
 ready or done. `ready_after_ms` counts from the (re)start of the process to its probe passing;
 `rss_kib` is VmRSS of the main process; `uptime_s` counts from the start of the run phase;
+`log_dropped_lines` counts the lines of output init dropped because the container log's reader
+did not keep up (see logwriter.py);
 `last_exit` says how the previous process of that service ended (`exit code 1`, `killed by
 SIGKILL`, `not ready within 30 s`, `cannot start`).
 Readers must ignore record kinds and keys they do not know: new ones may be added.

@@ -5,8 +5,8 @@ answers status requests.
 Why one thread: `os.waitpid(-1)` is the only way to reap orphans, and it would steal the exit
 status of any child another thread waits for. So every wait happens here, every pid is matched
 to its owner (service or probe), and everything else (signals, output, probe sockets, status
-clients) wakes the same `selectors` loop. Nothing here blocks for long except writes to a full
-container log, which is the log reader's back-pressure.
+clients) wakes the same `selectors` loop. Nothing here blocks: not even a container log whose
+reader stalls (logwriter.py buffers, then drops and counts whole lines).
 
 Start: in table (= dependency) order, a service starts once every dependency is ready (or done).
 Stop: a service gets its stop signal (to its process group) once every service that depends on
@@ -29,6 +29,7 @@ from .accounts import Account
 from .configure import ConfigureError, describe_exit, render_templates
 from .control import ControlConnection, ControlServer, Record, format_records
 from .logs import OutputStream, quote_argv, say
+from .logwriter import CONTAINER_LOG, LogWriter
 from .probes import CommandAttempt, SocketAttempt, start_attempt
 from .render import SiteValues
 from .service import (
@@ -74,6 +75,7 @@ class Supervisor:
         self.probe_pids: dict[int, ServiceRun] = {}
         self.streams: list[OutputStream] = []
         self.clients: list[ControlConnection] = []
+        self.log_watched: set[LogWriter] = set()
         self.stopping = False
         self.exit_code = exitcodes.OK
         self.started_at = time.monotonic()
@@ -101,6 +103,7 @@ class Supervisor:
             if self._finished():
                 break
             timeout = self._sleep_time(time.monotonic())
+            self._watch_log()
             for key, _ in self.selector.select(timeout):
                 callback: Callable[[object], None] = key.data
                 callback(key.fileobj)
@@ -401,6 +404,12 @@ class Supervisor:
             stream.emit(stream.buffer.flush())
             os.close(stream.fd)
         self.streams = []
+        for writer in self.log_watched:
+            self.selector.unregister(writer)
+        self.log_watched = set()
+        if CONTAINER_LOG.dropped_total:
+            say(f"{CONTAINER_LOG.dropped_total} line(s) of output dropped in all: the log's "
+                f"reader did not keep up")
         say(f"exit {self.exit_code}")
 
     def _final_sweep(self) -> None:
@@ -429,6 +438,18 @@ class Supervisor:
             self.selector.unregister(stream)
             os.close(stream.fd)
             self.streams.remove(stream)
+
+    def _watch_log(self) -> None:
+        """Wake up when a log fd holding buffered output turns writable (and only then)."""
+        waiting = set(CONTAINER_LOG.waiting())
+        for writer in self.log_watched - waiting:
+            self.selector.unregister(writer)
+        for writer in waiting - self.log_watched:
+            try:
+                self.selector.register(writer, selectors.EVENT_WRITE, CONTAINER_LOG.flush)
+            except (OSError, ValueError):
+                waiting.discard(writer)   # cannot be watched: flushed at the next write
+        self.log_watched = waiting
 
     def _flush_partial_lines(self, now: float) -> None:
         for stream in self.streams:
@@ -479,6 +500,7 @@ class Supervisor:
             ("state", "stopping" if self.stopping else "running"),
             ("image", self.table.image or None),
             ("uptime_s", time.monotonic() - self.started_at),
+            ("log_dropped_lines", CONTAINER_LOG.dropped_total),
         ])]
         records.extend(run.status_record() for run in self.runs)
         healthy = not self.stopping and all(run.state in SATISFIES_DEPENDENTS
