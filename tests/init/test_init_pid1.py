@@ -12,6 +12,7 @@ from init_harness import (
     host_pid,
     init_lines,
     proc_status,
+    scaled,
     service,
     start_time,
     svc,
@@ -157,7 +158,7 @@ def test_sigterm_right_after_launch_is_never_lost(start_init, tmp_path):
         run = start_init(table(service("app", svc("app", events=directory / "events"))),
                          directory=directory)
         pid = run.init_pid
-        deadline = time.monotonic() + 30.0
+        deadline = time.monotonic() + scaled(30.0)
         while (disposition := sigterm_disposition(pid)) is None:
             assert time.monotonic() < deadline, f"init never blocked SIGTERM; log:\n{run.log()}"
         os.kill(pid, signal.SIGTERM)

@@ -344,11 +344,16 @@ class Supervisor:
                 say(f"{error}; {run.name} keeps its current configuration")
                 continue
             signum = run.spec.reload_signal
-            if run.process is not None and run.state in (STARTING, READY) and signum is not None:
+            if signum is None:
+                say(f"reloaded {run.name}: templates only (no reload signal)")
+            elif run.process is None or run.state not in (STARTING, READY):
+                say(f"reloaded {run.name}: templates only ({run.state}: not signalled)")
+            else:
                 try:
                     os.kill(run.process.pid, signum)
                 except ProcessLookupError:
                     pass
+                say(f"reloaded {run.name}: {signal_name(signum)} sent")
 
     def begin_stop(self, code: int, reason: str) -> None:
         """Stop every service in reverse dependency order, then exit with `code` (the first
