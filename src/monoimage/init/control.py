@@ -29,8 +29,10 @@ Readers must ignore record kinds and keys they do not know: new ones may be adde
 """
 
 import os
+import selectors
 import socket
 import time
+from collections.abc import Callable
 
 DEFAULT_SOCKET = "/run/monoimage/init.sock"
 REQUEST_LIMIT = 1024
@@ -154,6 +156,61 @@ class ControlServer:
             os.unlink(self.path)
         except OSError:
             pass
+
+
+class StatusEndpoint:
+    """The listening socket and its clients, served from the main loop's selector: each
+    client's request is read without blocking, answered from `records()`, then closed; a client
+    silent for REQUEST_TIMEOUT is dropped."""
+
+    def __init__(self, path: str, selector: selectors.BaseSelector,
+                 records: Callable[[], list[Record]]) -> None:
+        self.server = ControlServer(path)   # OSError when it cannot listen
+        self.selector = selector
+        self.records = records
+        self.clients: list[ControlConnection] = []
+        selector.register(self.server, selectors.EVENT_READ, self._on_server)
+
+    def _on_server(self, _: object) -> None:
+        client = self.server.accept()
+        if client is not None:
+            self.clients.append(client)
+            self.selector.register(client, selectors.EVENT_READ, self._on_client)
+
+    def _on_client(self, client: object) -> None:
+        assert isinstance(client, ControlConnection)
+        request = client.read_request()
+        if request is None:
+            return
+        self._forget(client)
+        if request == "status":
+            client.answer(format_records(self.records()))
+        else:
+            client.answer(format_records([("error", [("message",
+                                                       f"unknown request {request!r}")])]))
+
+    def _forget(self, client: ControlConnection) -> None:
+        self.selector.unregister(client)
+        self.clients.remove(client)
+
+    def drop_idle(self, now: float) -> None:
+        """Close the clients that sent no whole request in time."""
+        for client in [client for client in self.clients if now >= client.deadline]:
+            self._forget(client)
+            client.close()
+
+    def deadlines(self) -> list[float]:
+        """When the loop must wake up to drop an idle client (monotonic times)."""
+        return [client.deadline for client in self.clients]
+
+    def close(self) -> None:
+        """Stop listening (the socket file goes) and close every client."""
+        self.selector.unregister(self.server)
+        self.server.close()
+        for client in self.clients:
+            self.selector.unregister(client)
+            client.close()
+        self.clients = []
 
 
 def request_status(path: str, timeout: float = 5.0) -> list[tuple[str, dict[str, str]]]:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from . import exitcodes, policy
 from .accounts import Account
 from .configure import ConfigureError, describe_exit, render_templates
-from .control import ControlConnection, ControlServer, Record, format_records
+from .control import Record, StatusEndpoint
 from .logs import OutputStream, quote_argv, say
 from .logwriter import CONTAINER_LOG, LogWriter
 from .probes import CommandAttempt, SocketAttempt, start_attempt
@@ -74,14 +74,13 @@ class Supervisor:
         self.service_pids: dict[int, ServiceRun] = {}
         self.probe_pids: dict[int, ServiceRun] = {}
         self.streams: list[OutputStream] = []
-        self.clients: list[ControlConnection] = []
         self.log_watched: set[LogWriter] = set()
         self.stopping = False
         self.exit_code = exitcodes.OK
         self.started_at = time.monotonic()
         self.selector = selectors.DefaultSelector()
         self.selector.register(inbox.fileno(), selectors.EVENT_READ, self._on_wakeup)
-        self.control: ControlServer | None = None
+        self.status_endpoint: StatusEndpoint | None = None
         self.socket_path = socket_path
 
     # -- the loop --------------------------------------------------------------------------
@@ -95,7 +94,8 @@ class Supervisor:
             self._take_signals()
             self._reap()
             self._flush_partial_lines(now)
-            self._drop_idle_clients(now)
+            if self.status_endpoint is not None:
+                self.status_endpoint.drop_idle(now)
             if self.stopping:
                 self._advance_stop(now)
             else:
@@ -133,7 +133,8 @@ class Supervisor:
                 deadlines.append(run.stop_deadline)
         deadlines.extend(due for stream in self.streams
                          if (due := stream.buffer.flush_due()) is not None)
-        deadlines.extend(client.deadline for client in self.clients)
+        if self.status_endpoint is not None:
+            deadlines.extend(self.status_endpoint.deadlines())
         return max(0.0, min(deadlines) - now)
 
     def _finished(self) -> bool:
@@ -395,11 +396,8 @@ class Supervisor:
         self._final_sweep()
 
     def _shutdown(self) -> None:
-        if self.control is not None:
-            self.selector.unregister(self.control)
-            self.control.close()
-        for client in self.clients:
-            client.close()
+        if self.status_endpoint is not None:
+            self.status_endpoint.close()
         self._final_sweep()
         now = time.monotonic()
         for stream in self.streams:   # what the services wrote last (a stray may hold the pipe)
@@ -466,37 +464,10 @@ class Supervisor:
         if self.socket_path is None:
             return
         try:
-            self.control = ControlServer(self.socket_path)
+            self.status_endpoint = StatusEndpoint(self.socket_path, self.selector,
+                                                  self.status_records)
         except OSError as error:
             say(f"cannot listen on {self.socket_path}: {error}; status and health will fail")
-            return
-        self.selector.register(self.control, selectors.EVENT_READ, self._on_control)
-
-    def _on_control(self, _: object) -> None:
-        assert self.control is not None
-        client = self.control.accept()
-        if client is not None:
-            self.clients.append(client)
-            self.selector.register(client, selectors.EVENT_READ, self._on_client)
-
-    def _drop_idle_clients(self, now: float) -> None:
-        for client in [client for client in self.clients if now >= client.deadline]:
-            self.selector.unregister(client)
-            self.clients.remove(client)
-            client.close()
-
-    def _on_client(self, client: object) -> None:
-        assert isinstance(client, ControlConnection)
-        request = client.read_request()
-        if request is None:
-            return
-        self.selector.unregister(client)
-        self.clients.remove(client)
-        if request == "status":
-            client.answer(format_records(self.status_records()))
-        else:
-            client.answer(format_records([("error", [("message",
-                                                       f"unknown request {request!r}")])]))
 
     def status_records(self) -> list[Record]:
         """The full status answer (see control.py for the protocol)."""
