@@ -81,7 +81,8 @@ def test_leftovers_of_a_service_session_die_with_its_main_process(start_init, tm
     events = tmp_path / "events"
     pid_file = tmp_path / "leftover.pid"
     run = start_init(table(
-        service("base", svc("base", "--probe-pid-file", str(pid_file), events=events)),
+        service("base", svc("base", "--probe-pid-file", str(pid_file), events=events),
+                stop_timeout=scaled(5.0)),   # waits for the leftover to go, or is killed
         service("web", svc("web", "--leftover", events=events), depends_on=["base"]),
     ))
     leftover = run.wait_event("web leftover")[0].split()[-1]
@@ -90,6 +91,7 @@ def test_leftovers_of_a_service_session_die_with_its_main_process(start_init, tm
     assert run.stop() == 0
     # base is stopped after web: by then web's child (same session, ignoring SIGTERM) is gone
     assert f"base sees {leftover} gone" in run.events()
+    assert "base stopped (exit code 0)" in init_lines(run.log())
 
 
 def test_stop_during_the_configure_phase_exits_0_at_once(start_init, tmp_path):
