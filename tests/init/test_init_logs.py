@@ -1,9 +1,11 @@
 """Service output: line splitting, and a container log that never blocks init."""
 
 import os
+import pty
 import re
 import threading
 
+import pytest
 from init_harness import scaled, service, svc, table, wait_until
 
 from monoimage.init.logs import PARTIAL_AFTER, LineBuffer, prefixed, quote_argv
@@ -65,6 +67,23 @@ def test_log_writer_never_blocks_drops_whole_lines_and_counts_them():
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_log_writer_keeps_a_shared_terminal_blocking_and_closes_its_own_fd():
+    controller, terminal = pty.openpty()
+    try:
+        writer = LogWriter(terminal)
+        assert writer.fd != terminal and not os.get_blocking(writer.fd)
+        assert os.get_blocking(terminal), "a shell sharing the terminal never sees O_NONBLOCK"
+        writer.write(b"hello\n")
+        assert os.read(controller, 100) == b"hello\r\n"
+        own = writer.fd
+        writer.close()
+        with pytest.raises(OSError):
+            os.fstat(own)
+    finally:
+        os.close(controller)
+        os.close(terminal)
 
 
 def read_available(fd: int) -> bytes:

@@ -38,11 +38,15 @@ def test_crash_loop_backs_off_then_fails_while_the_rest_keeps_running(start_init
 
 def test_critical_crash_loop_stops_everything_and_exits_4(start_init, tmp_path):
     events = tmp_path / "events"
-    run = start_init(table(
+    edge_ready = tmp_path / "edge-ready"
+    run = start_init(table(   # core starts once edge handles SIGTERM (it touches its file)
+        service("edge", svc("edge", "--touch", str(edge_ready), events=events),
+                ready={"kind": "file", "path": str(edge_ready), "timeout": 3600.0,
+                       "interval": 0.05}),
         service("core", svc("core", "--exit", "2", "--after", "0.1", events=events),
+                depends_on=["edge"],
                 restart={"policy": "on-failure", "backoff_initial": 0.05, "max_restarts": 1,
                          "window": 3600.0}),
-        service("edge", svc("edge", events=events)),
     ))
     assert run.wait() == 4
     lines = init_lines(run.log())

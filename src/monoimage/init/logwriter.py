@@ -4,12 +4,13 @@ A reader of the log that stalls (a stopped `podman logs -f`, a full journald, a 
 reads) must not stop init from reaping, restarting or stopping. So writes are non-blocking:
 what the reader cannot take yet waits in a bounded buffer per fd (`BUFFER_CAP`), which the main
 loop flushes whenever the fd turns writable. A write that does not fit is dropped whole (lines
-are never cut) and counted; once the reader catches up, init says how many lines it lost, and
-`status` reports the total (`log_dropped_lines`).
+are never cut) and counted; init says how many lines it lost on stderr (one notice waits at a
+time, so it reaches the reader when it is back), the total at exit, and `status` reports the
+total as `log_dropped_lines`.
 
-A pipe is reopened through /proc/self/fd with O_NONBLOCK, so the flag stays on init's own open
-file description (a terminal or a pipe shared with a shell is never left non-blocking); other
-kinds get O_NONBLOCK for the time init runs, then their mode back. Regular files never block.
+A pipe or a terminal is reopened through /proc/self/fd with O_NONBLOCK, so the flag stays on
+init's own open file description (a shell sharing the terminal never sees it); other kinds (a
+socket) get O_NONBLOCK for the time init runs, then their mode back. Regular files never block.
 """
 
 import os
@@ -76,9 +77,10 @@ def _non_blocking(fd: int) -> tuple[int, "RestoreBlocking | None"]:
         return fd, None
     if stat.S_ISREG(mode):
         return fd, None
-    if stat.S_ISFIFO(mode):
+    if stat.S_ISFIFO(mode) or os.isatty(fd):
         try:
-            own = os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            own = os.open(f"/proc/self/fd/{fd}",
+                          os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
         except OSError:
             pass  # no /proc, or no reader left: fall through to the shared description
         else:
@@ -142,8 +144,16 @@ class ContainerLog:
         """Lines dropped since init started, on both fds."""
         return sum(writer.dropped_total for writer in self.writers.values())
 
+    def summary(self) -> int:
+        """Lines dropped in all, for init's last lines; the notices still owed are part of
+        it, so none comes after."""
+        for writer in self.writers.values():
+            writer.dropped = 0
+        return self.dropped_total
+
     def _notice_drops(self) -> None:
-        # Said on stderr once that buffer is empty again, i.e. the reader has caught up.
+        # On stderr, and only when nothing of it waits: a stalled reader owes one notice, not
+        # one per dropped block; the next counts from there.
         notice = self.writer(NOTICE_FD)
         if notice.pending:
             return
@@ -157,7 +167,7 @@ class ContainerLog:
 
     def finish(self, timeout: float = FINISH_TIMEOUT) -> None:
         """At exit: flush for at most `timeout` seconds (a stalled reader loses the rest),
-        then give every fd its blocking mode back."""
+        then give every fd its blocking mode back. Says nothing more (see `summary`)."""
         deadline = time.monotonic() + timeout
         while True:
             waiting = self.waiting()
@@ -169,7 +179,7 @@ class ContainerLog:
             except (OSError, ValueError):
                 break
             for writer in writable:
-                self.flush(writer)
+                writer.flush()   # no more notices: the summary was init's last word
         for writer in self.writers.values():
             writer.close()
         self.writers = {}

@@ -410,9 +410,9 @@ class Supervisor:
         for writer in self.log_watched:
             self.selector.unregister(writer)
         self.log_watched = set()
-        if CONTAINER_LOG.dropped_total:
-            say(f"{CONTAINER_LOG.dropped_total} line(s) of output dropped in all: the log's "
-                f"reader did not keep up")
+        dropped = CONTAINER_LOG.summary()
+        if dropped:
+            say(f"{dropped} line(s) of output dropped in all: the log's reader did not keep up")
         say(f"exit {self.exit_code}")
 
     def _final_sweep(self) -> None:
