@@ -3,6 +3,8 @@
 - RSS of init (VmRSS, VmHWM) supervising N idle services, on Debian's python3 -I with the
   package copied alone (as in the image);
 - time from launch until `health` says healthy, and from SIGTERM until init has exited;
+- the startup window: how long after python's exec a SIGTERM is held (blocked until init's
+  handlers exist) and handled (handlers installed); before the first, PID 1 loses it;
 - log throughput: lines per second a chatty service pushes through init's prefixing.
 
 Prints figures; asserts nothing about wall time.  Usage: python bench/init_pid1.py [N]
@@ -62,8 +64,8 @@ def run_init(work: Path,
     (work / "services.py").write_text(repr({"version": 1, "image": "bench", "site": {},
                                             "services": services}))
     sock = work / "run" / "init.sock"
-    argv = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", PYTHON, "-I",
-            str(work / "lib" / "monoimage_init"), "run", "--table", str(work / "services.py"),
+    argv = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", str(work / "launcher"),
+            "run", "--table", str(work / "services.py"),
             "--socket", str(sock), "--secrets-dir", str(work / "secrets")]
     with open(work / "init.log", "ab") as log:
         return subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL), sock
@@ -86,6 +88,44 @@ def idle_services(work: Path, count: int) -> None:
     print(f"{count:3d} idle services: healthy {ready_s * 1000:6.0f} ms after launch; "
           f"init VmRSS {memory['VmRSS'] / 1024:5.1f} MiB (peak {memory['VmHWM'] / 1024:.1f}); "
           f"SIGTERM to exit {stop_s * 1000:5.0f} ms (exit {code})")
+
+
+def sigterm_mask(pid: int) -> tuple[str, bool, bool]:
+    """(process name, SIGTERM blocked, SIGTERM caught) from /proc/PID/status."""
+    fields = dict(line.partition(":\t")[::2]
+                  for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    bit = 1 << (signal.SIGTERM - 1)
+    return (fields["Name"], bool(int(fields["SigBlk"], 16) & bit),
+            bool(int(fields["SigCgt"], 16) & bit))
+
+
+def startup_window(work: Path, runs: int) -> None:
+    held, caught = [], []
+    for _ in range(runs):
+        process, _ = run_init(work, [{"name": "idle", "argv": ["sleep", "3600"]}])
+        init = child_of(process.pid)
+        execed = blocked_at = None
+        while True:
+            try:
+                name, blocked, handled = sigterm_mask(init)
+            except (OSError, KeyError):
+                continue
+            now = time.monotonic()
+            if name == "unshare":   # unshare(1) blocks SIGTERM itself until its exec
+                continue
+            execed = execed or now
+            if blocked and blocked_at is None:
+                blocked_at = now
+            if handled:
+                break
+        held.append(((blocked_at or now) - execed) * 1000)
+        caught.append((now - execed) * 1000)
+        os.kill(init, signal.SIGTERM)
+        process.wait(30)
+    held.sort()
+    caught.sort()
+    print(f"startup window ({runs} launches): SIGTERM held {held[len(held) // 2]:.1f} ms after "
+          f"python's exec (median; lost before), handled after {caught[len(caught) // 2]:.1f} ms")
 
 
 def throughput(work: Path, lines: int) -> None:
@@ -113,13 +153,21 @@ def main() -> None:
                 idle_services(Path(temp), count)
     with tempfile.TemporaryDirectory() as temp:
         install(Path(temp), True)
+        startup_window(Path(temp), 20)
+    with tempfile.TemporaryDirectory() as temp:
+        install(Path(temp), True)
         throughput(Path(temp), 200_000)
 
 
 def install(work: Path, precompiled: bool) -> None:
-    """Copy the package alone, as the build does; optionally byte-compile it."""
+    """Copy the package alone and write a launcher like the image's entrypoint (see
+    pipeline/install_init.py); optionally byte-compile the package, as the build does."""
     package = work / "lib" / "monoimage_init"
     shutil.copytree(SRC, package, ignore=shutil.ignore_patterns("__pycache__"))
+    launcher = work / "launcher"
+    launcher.write_text(f'#!{PYTHON} -I\nimport sys; sys.path.insert(0, "{work / "lib"}"); '
+                        'from monoimage_init.__main__ import main; sys.exit(main())\n')
+    launcher.chmod(0o755)
     if precompiled:
         subprocess.run([PYTHON, "-m", "compileall", "-q", str(package)], check=True)
 

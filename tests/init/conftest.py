@@ -9,18 +9,27 @@ from typing import Any
 import pytest
 from init_harness import InitRun
 
-NAMESPACES = os.geteuid() == 0 and shutil.which("unshare") is not None
+
+def missing_for_namespaces() -> str | None:
+    """Why init cannot run as PID 1 of its own PID namespace here, None when it can."""
+    if os.geteuid() != 0:
+        return f"not root (euid {os.geteuid()}): unshare --pid needs CAP_SYS_ADMIN"
+    if shutil.which("unshare") is None:
+        return "unshare(1) (util-linux) is not on PATH"
+    return None
 
 
 @pytest.fixture
 def start_init(tmp_path: Path) -> Iterator[Callable[..., InitRun]]:
     """Start monoimage-init on a table under tmp_path; every run is killed at teardown."""
-    if not NAMESPACES:
-        pytest.skip("needs root and unshare(1) to make a PID namespace with init as PID 1")
+    missing = missing_for_namespaces()
+    if missing is not None:
+        pytest.skip(f"init as PID 1 of a PID namespace: {missing}")
     runs: list[InitRun] = []
 
-    def start(table: dict[str, Any], **options: Any) -> InitRun:
-        run = InitRun(tmp_path, table, **options)
+    def start(table: dict[str, Any], directory: Path | None = None,
+              **options: Any) -> InitRun:
+        run = InitRun(directory or tmp_path, table, **options)
         runs.append(run)
         return run.start()
 

@@ -30,12 +30,15 @@ def main() -> None:
     parser.add_argument("--err", action="append", default=[], help="a stderr line")
     parser.add_argument("--partial", help="write this to stdout without a newline")
     parser.add_argument("--hup-read", help="on SIGHUP, log this file's content")
-    parser.add_argument("--orphan", action="store_true",
-                        help="double-fork a grandchild that outlives its parent")
+    parser.add_argument("--orphan", metavar="RELEASE",
+                        help="double-fork a grandchild that outlives its parent and exits once "
+                             "the file RELEASE exists")
+    parser.add_argument("--flood", action="store_true",
+                        help="once ready, write stdout lines as fast as the pipe takes them")
     parser.add_argument("--leftover", action="store_true",
                         help="start a child in the same process group that ignores SIGTERM")
     parser.add_argument("--probe-pid-file",
-                        help="on SIGTERM, log whether the pid in this file is still alive")
+                        help="on SIGTERM, wait until the pid in this file is gone, then log it")
     args = parser.parse_args()
 
     def event(what: str) -> None:
@@ -48,7 +51,8 @@ def main() -> None:
         if args.probe_pid_file:
             with open(args.probe_pid_file) as handle:
                 pid = int(handle.read())
-            event(f"sees {pid} {'alive' if alive(pid) else 'gone'}")
+            wait_gone(pid)
+            event(f"sees {pid} gone")
         event("stop")
         time.sleep(args.stop_delay)
         sys.exit(0)
@@ -71,7 +75,7 @@ def main() -> None:
         sys.stdout.write(args.partial)
         sys.stdout.flush()
     if args.orphan:
-        double_fork(event)
+        double_fork(event, args.orphan)
     if args.leftover:
         leftover = os.fork()
         if leftover == 0:
@@ -95,6 +99,10 @@ def main() -> None:
     if args.touch:
         open(args.touch, "w").close()
     event("ready")
+    if args.flood:
+        line = b"flood " + b"x" * 200 + b"\n"
+        while True:
+            os.write(1, line)
     if args.exit is not None:
         time.sleep(args.after)
         event(f"exit {args.exit} {time.monotonic():.3f}")
@@ -103,36 +111,37 @@ def main() -> None:
         time.sleep(3600)
 
 
-def double_fork(event: Callable[[str], None]) -> None:
+def double_fork(event: Callable[[str], None], release: str) -> None:
     """The classic daemon dance: the child forks the grandchild and exits at once, so the
-    grandchild is re-parented to PID 1 (our init), reports so, and exits a moment later."""
+    grandchild is re-parented to PID 1 (our init), reports so, and exits once the test creates
+    the file `release` (the test bounds every wait)."""
     child = os.fork()
     if child == 0:
+        parent = os.getpid()
         if os.fork() == 0:
-            parent = os.getppid()
-            deadline = time.monotonic() + 2.0
-            while os.getppid() == parent and time.monotonic() < deadline:
+            while os.getppid() == parent:
                 time.sleep(0.01)
             event(f"orphan {os.getpid()} parent {os.getppid()}")
-            time.sleep(0.2)
+            while not os.path.exists(release):
+                time.sleep(0.01)
             os._exit(0)
         os._exit(0)
     os.waitpid(child, 0)
 
 
-def alive(pid: int) -> bool:
-    """Whether `pid` is still running within the next second (a zombie counts as gone)."""
-    deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline:
+def wait_gone(pid: int) -> None:
+    """Return once `pid` is gone or a zombie, however long it takes (the test bounds the
+    wait: the service's stop_timeout), so a slow machine cannot make a dying process look
+    alive."""
+    while True:
         try:
             with open(f"/proc/{pid}/stat") as handle:
                 state = handle.read().rsplit(")", 1)[1].split()[0]
         except OSError:
-            return False
+            return
         if state == "Z":
-            return False
+            return
         time.sleep(0.02)
-    return True
 
 
 if __name__ == "__main__":

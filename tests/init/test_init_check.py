@@ -3,14 +3,14 @@
 import subprocess
 import sys
 
-from init_harness import service, table
+from init_harness import scaled, service, table
 
 
 def check(tmp_path, data, *flags):
     path = tmp_path / "services.py"
     path.write_text(repr(data))
     return subprocess.run([sys.executable, "-m", "monoimage.init", "check", "--table", str(path),
-                           *flags], capture_output=True, text=True, timeout=10, check=False)
+                           *flags], capture_output=True, text=True, timeout=scaled(20), check=False)
 
 
 def test_check_accepts_a_valid_table_and_lists_values_left_to_boot_time(tmp_path):

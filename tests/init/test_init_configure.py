@@ -4,7 +4,9 @@ and one clear message with exit code 3 when any step fails."""
 import os
 import stat
 
-from init_harness import service, svc, table
+from init_harness import children, init_lines, service, svc, table, wait_until
+
+from monoimage.init.logs import quote_argv
 
 
 def test_runtime_dirs_templates_and_commands_are_in_place_before_services(start_init,
@@ -35,9 +37,11 @@ def test_runtime_dirs_templates_and_commands_are_in_place_before_services(start_
                                   "location / { try_files $uri $uri/ =404; }\n"
                                   "{{ $labels.instance }}\n")
     assert not [p for p in target.parent.iterdir() if p.name != "edge.conf"], "no temp file"
-    log = run.log()
-    assert "mosquitto | 65534\n" in log  # the command ran as nobody; its output is logged
-    assert log.index("mosquitto | user env-user") < log.index("started mosquitto")
+    lines = run.log().splitlines()
+    assert "mosquitto | 65534" in lines  # the command ran as nobody; its output is logged
+    assert lines.index("mosquitto | user env-user") < lines.index(
+        f"monoimage-init | started mosquitto: pid {run.status()['mosquitto']['pid']}, "
+        f"user root: {quote_argv(svc('mosquitto', events=events))}")
     assert run.stop() == 0
 
 
@@ -65,21 +69,38 @@ def test_unknown_template_variable_names_service_target_and_variable(start_init,
         {"target": str(target), "content": "port {{ port }}\nhost {{ hostname }}\n"}]),
         site={"port": "80"}))
     assert run.wait() == 3
-    assert (f"configure failed: service app, template {target}: no value for "
-            f"{{{{ hostname }}}}: give a site default, the environment variable "
-            f"MONOIMAGE_SITE_HOSTNAME or the secret file {tmp_path}/secrets/hostname"
-            ) in run.log()
+    assert init_lines(run.log())[-1] == (
+        f"configure failed: service app, template {target}: no value for "
+        f"{{{{ hostname }}}}: give a site default, the environment variable "
+        f"MONOIMAGE_SITE_HOSTNAME or the secret file {tmp_path}/secrets/hostname")
     assert not target.exists()
 
 
 def test_unknown_user_is_a_configure_failure(start_init):
     run = start_init(table(service("app", svc("app"), user="no-such-user")))
     assert run.wait() == 3
-    assert "configure failed: service app, user: user 'no-such-user' does not exist" in run.log()
+    assert init_lines(run.log())[-1] == ("configure failed: service app, user: user "
+                                         "'no-such-user' does not exist")
 
 
 def test_invalid_table_exits_2_before_anything_runs(start_init):
     run = start_init(table(service("app", svc("app"), restart={"policy": "sometimes"})))
     assert run.wait() == 2
-    assert ("services[0] (app).restart.policy: expected one of always, on-failure, never, "
-            "got 'sometimes'") in run.log()
+    assert init_lines(run.log()) == [
+        (f"{run.table_path}: services[0] (app).restart.policy: expected one of always, "
+         f"on-failure, never, got 'sometimes'")]
+
+
+def test_command_leaving_a_background_child_on_its_pipe_lets_the_boot_go_on(start_init,
+                                                                           tmp_path):
+    events = tmp_path / "events"
+    run = start_init(table(service("app", svc("app", events=events), commands=[
+        {"argv": ["sh", "-c", "sleep 300 & echo done"], "user": "root"}])))
+    run.wait_event("app ready")   # before: init waited for the end of the pipe, 300 s
+    lines = run.log().splitlines()
+    assert lines.index("app | done") < lines.index(
+        f"monoimage-init | started app: pid {run.status()['app']['pid']}, user root: "
+        f"{quote_argv(svc('app', events=events))}")
+    wait_until(lambda: "sleep" not in [comm for _, _, comm in children(run.init_pid)], 10.0,
+               "the command's leftover sleep to be killed and reaped")
+    assert run.stop() == 0

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from init_harness import SRC, service, svc, table
+from init_harness import SRC, init_lines, scaled, service, svc, table
 
 
 def words(text: str) -> frozenset[str]:
@@ -115,7 +115,7 @@ def test_init_and_its_clients_run_with_only_python3_minimal_modules(start_init, 
     target = tmp_path / "run" / "config" / "tiny.conf"
     table_data = table(service(
         "tiny", svc("tiny", "--delay", "0.2", "--tcp", str(port), events=events),
-        ready={"kind": "tcp", "port": port, "timeout": 5.0, "interval": 0.05},
+        ready={"kind": "tcp", "port": port, "timeout": 3600.0, "interval": 0.05},
         templates=[{"target": str(target), "content": "port {{ port }}\n"}],
         commands=[{"argv": ["true"], "user": "nobody"}]), site={"port": str(port)})
     run = start_init(table_data, command=minimal)
@@ -123,9 +123,10 @@ def test_init_and_its_clients_run_with_only_python3_minimal_modules(start_init, 
     assert target.read_text() == f"port {port}\n"
 
     def client(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*minimal, *args], capture_output=True, text=True, timeout=10,
-                              check=False)
+        return subprocess.run([*minimal, *args], capture_output=True, text=True,
+                              timeout=scaled(20), check=False)
 
+    ready_ms = run.status()["tiny"]["ready_after_ms"]
     status = client("status", "--json", "--socket", str(run.socket))
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["services"][0]["state"] == "ready"
@@ -134,7 +135,7 @@ def test_init_and_its_clients_run_with_only_python3_minimal_modules(start_init, 
     check = client("check", "--table", str(run.table_path))
     assert check.returncode == 0, check.stderr
     assert run.stop() == 0
-    assert "monoimage-init | tiny is ready (tcp probe" in run.log()
+    assert f"tiny is ready (tcp probe, {ready_ms} ms)" in init_lines(run.log())
 
     loaded = set(modules_file.read_text().split())
     assert {PACKAGE, f"{PACKAGE}.supervisor", f"{PACKAGE}.probes"} <= loaded
@@ -150,16 +151,18 @@ def test_copied_package_runs_as_a_directory_and_as_a_module(tmp_path):
     table_path.write_text(repr(table(service("tiny", ["sleep", "1"]))))
     as_directory = subprocess.run([MINIMAL_PYTHON, "-I", str(package_dir), "check",
                                    "--table", str(table_path)],
-                                  capture_output=True, text=True, timeout=10, check=False)
+                                  capture_output=True, text=True, timeout=scaled(20),
+                                  check=False)
     assert as_directory.returncode == 0, as_directory.stderr
-    assert "valid: image test, 1 service(s): tiny" in as_directory.stdout
+    assert as_directory.stdout == f"{table_path}: valid: image test, 1 service(s): tiny\n"
     as_module = subprocess.run([MINIMAL_PYTHON, "-m", PACKAGE, "check", "--table", "/nonexistent"],
-                               capture_output=True, text=True, timeout=10, check=False,
+                               capture_output=True, text=True, timeout=scaled(20),
+                               check=False,
                                env={"PATH": os.environ["PATH"],
                                     "PYTHONPATH": str(package_dir.parent)})
     assert as_module.returncode == 2
-    assert "/nonexistent: cannot read the service table: No such file or directory" in \
-        as_module.stderr
+    assert as_module.stderr == ("monoimage-init: /nonexistent: cannot read the service table: "
+                                "No such file or directory\n")
 
 
 def test_package_imports_nothing_from_the_rest_of_monoimage():

@@ -1,7 +1,7 @@
 """A read-only root filesystem: init writes only under its run directory, the template
 targets and the declared runtime directories (like `podman run --read-only`)."""
 
-from init_harness import PY, service, svc, table
+from init_harness import PY, init_lines, service, svc, table
 
 
 def test_init_boots_and_stops_on_a_read_only_root(start_init, tmp_path):
@@ -22,7 +22,8 @@ def test_init_boots_and_stops_on_a_read_only_root(start_init, tmp_path):
         site={"name": "edge"},
     ), prefix=read_only)
     assert run.wait() == 3, "the root really is read-only: the probe command cannot write"
-    assert "Read-only file system: '/monoimage-ro-probe'" in run.log()
+    assert init_lines(run.log())[-1] == (
+        "OSError: [Errno 30] Read-only file system: '/monoimage-ro-probe'")
 
     run = start_init(table(
         service("app", svc("app", events=events),

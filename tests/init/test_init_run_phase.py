@@ -4,7 +4,7 @@ import socket
 import time
 
 import pytest
-from init_harness import PY, service, svc, table
+from init_harness import PY, init_lines, service, svc, table
 
 
 def free_port() -> int:
@@ -24,7 +24,7 @@ def test_dependent_starts_only_after_the_dependency_probe_passes(start_init, tmp
     probe = {"tcp": {"kind": "tcp", "port": port}, "unix": {"kind": "unix", "path": path},
              "file": {"kind": "file", "path": path},
              "command": {"kind": "command", "argv": [PY, "-c", exists]}}[kind]
-    probe.update(timeout=5.0, interval=0.05)
+    probe.update(timeout=3600.0, interval=0.05)
     run = start_init(table(
         service("db", svc("db", "--delay", "0.4", *ready_as, events=events), ready=probe),
         service("app", svc("app", events=events), depends_on=["db"]),
@@ -34,7 +34,7 @@ def test_dependent_starts_only_after_the_dependency_probe_passes(start_init, tmp
     assert names.index("db ready") < names.index("app start")
     status = run.wait_state("db", "ready")
     assert int(status["ready_after_ms"]) >= 350
-    assert f"db is ready ({kind} probe" in run.log()
+    assert f"db is ready ({kind} probe, {status['ready_after_ms']} ms)" in init_lines(run.log())
     assert run.stop() == 0
 
 
@@ -46,9 +46,11 @@ def test_service_not_ready_within_its_timeout_fails_the_boot(start_init, tmp_pat
         service("after", svc("after", events=events), depends_on=["mute"]),
     ))
     assert run.wait() == 4
-    log = run.log()
-    assert "mute was not ready within 0.4 s; killing it" in log
-    assert "critical service mute failed: not ready within 0.4 s" in log
+    lines = init_lines(run.log())
+    start = lines.index("mute was not ready within 0.4 s; killing it")
+    assert lines[start:start + 3] == [
+        "mute was not ready within 0.4 s; killing it", "mute exited: not ready within 0.4 s",
+        "critical service mute failed: not ready within 0.4 s; restart policy is never"]
     assert not [e for e in run.events() if e.startswith("after")]
 
 
@@ -63,9 +65,9 @@ def test_service_runs_as_its_user_with_its_groups_env_and_workdir(start_init, tm
     ), env={"MONOIMAGE_SITE_TOKEN": "s3cret", "FROM_INIT": "yes"})
     run.wait_log(r"^grouped \| ids")
     run.wait_log(r"^unpriv \| ids")  # the two start together: either may print first
-    log = run.log()
-    assert "unpriv | ids 65534 65534 [65534] /usr /nonexistent bar None yes" in log
-    assert "grouped | ids 65534 1 [1] / /nonexistent None None yes" in log
+    lines = run.log().splitlines()
+    assert "unpriv | ids 65534 65534 [65534] /usr /nonexistent bar None yes" in lines
+    assert "grouped | ids 65534 1 [1] / /nonexistent None None yes" in lines
     assert run.stop() == 0
 
 
@@ -77,13 +79,13 @@ def test_service_output_is_prefixed_line_by_line_on_the_right_stream(start_init,
         service("brief", svc("brief", "--partial", "last words", "--exit", "0"),
                 restart={"policy": "on-failure"}),
     ), split_output=True)
-    run.wait_log(r"^chatty \| no newline yet$", timeout=3.0)  # flushed after PARTIAL_AFTER
+    run.wait_log(r"^chatty \| no newline yet$")  # flushed PARTIAL_AFTER after it came
     run.wait_log(r"^brief \| last words$")                   # flushed at end of stream
     out = run.stdout_path.read_text()
     err = run.stderr_path.read_text()
-    assert "chatty | hello\n" in out
+    assert "chatty | hello" in out.splitlines()
     assert f"chatty | {'x' * 8192}\nchatty | {'x' * (10000 - 8192)}\n" in out
-    assert "chatty | oops\n" in err and "oops" not in out
+    assert "chatty | oops" in err.splitlines() and "oops" not in out
     assert all(line.startswith("monoimage-init | ") for line in err.splitlines()
                if not line.startswith("chatty | "))
     assert "monoimage-init" not in out
@@ -93,17 +95,21 @@ def test_service_output_is_prefixed_line_by_line_on_the_right_stream(start_init,
 def test_program_that_cannot_be_executed_is_reported_and_restarted_by_policy(start_init):
     run = start_init(table(service("ghost", ["/nonexistent/ghostd"],
                                    restart={"policy": "always", "backoff_initial": 0.05,
-                                            "max_restarts": 1, "window": 10.0})))
+                                            "max_restarts": 1, "window": 3600.0})))
     assert run.wait() == 4
-    log = run.log()
-    assert "ghost: cannot start /nonexistent/ghostd: [Errno 2] No such file or directory" in log
-    assert "ghost restarts in 0.05 s" in log
-    assert "critical service ghost failed: cannot start; exited 2 times within 10 s" in log
+    lines = init_lines(run.log())
+    cannot = ("ghost: cannot start /nonexistent/ghostd: [Errno 2] No such file or directory: "
+              "'/nonexistent/ghostd'")
+    assert lines[lines.index(cannot):lines.index(cannot) + 4] == [
+        cannot, "ghost restarts in 0.05 s (restart policy is always)", cannot,
+        ("critical service ghost failed: cannot start; exited 2 times within 3600 s "
+         "(max_restarts 1)")]
 
 
 def test_ready_after_counts_from_start(start_init, tmp_path):
+    launched = time.time()
     run = start_init(table(service("quick", svc("quick"))))
     status = run.wait_state("quick", "ready")
     assert int(status["ready_after_ms"]) == 0  # probe "none": ready once started
-    assert abs(float(status["ready_since"]) - time.time()) < 5
+    assert launched <= float(status["ready_since"]) <= time.time()
     assert run.stop() == 0

@@ -9,6 +9,15 @@
 See commands.py for the commands and exitcodes.py for the exit codes.
 """
 
+# First, before any import that takes time: as PID 1 of a PID namespace, init ignores every
+# signal it has no handler for, so a SIGTERM sent while Python imports it would be lost;
+# blocked, it stays pending until signals.SignalInbox has its handlers in place and unblocks.
+# `_signal` is built in (the `signal` module costs 8 ms: it imports enum).
+import _signal
+
+STARTUP_BLOCKED = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGCHLD)
+_signal.pthread_sigmask(_signal.SIG_BLOCK, STARTUP_BLOCKED)
+
 import sys
 
 

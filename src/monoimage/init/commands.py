@@ -20,9 +20,10 @@ from .accounts import AccountError, resolve_account, resolve_group
 from .configure import ConfigureError, ConfigureInterrupted, configure
 from .control import DEFAULT_SOCKET, request_status
 from .logs import say
+from .logwriter import CONTAINER_LOG
 from .render import DEFAULT_SECRETS_DIR, SiteValues, placeholders
 from .report import is_healthy, not_ready, status_json, status_table
-from .signals import SignalInbox
+from .signals import SignalInbox, release_startup_signals
 from .supervisor import Supervisor
 from .table import Table, TableError, load_table
 
@@ -34,6 +35,8 @@ def dispatch(argv: list[str]) -> int:
     """Parse `argv` and run its command; returns the exit code."""
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv = ["run", *argv]
+    if argv[0] != "run":
+        release_startup_signals()   # only PID 1 needs them held until its handlers exist
     args = _parser().parse_args(argv)
     handler = {"run": command_run, "check": command_check, "status": command_status,
                "health": command_health}[args.command]
@@ -69,11 +72,18 @@ def _parser() -> argparse.ArgumentParser:
 def command_run(args: argparse.Namespace) -> int:
     """Configure, then supervise, as PID 1 (or as any process: then orphans are not ours)."""
     try:
+        return _run(args)
+    finally:
+        CONTAINER_LOG.finish()   # what a stalled log reader has not taken yet, briefly
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
         table = load_table(args.table)
     except TableError as error:
         say(str(error))
         return exitcodes.BAD_TABLE
-    inbox = SignalInbox()   # before anything starts, so no SIGTERM is lost
+    inbox = SignalInbox()   # before any child starts; what arrived since startup is pending
     values = SiteValues(dict(table.site), os.environ, args.secrets_dir)
     began = time.monotonic()
     say(f"configuring {len(table.services)} service(s) from {args.table}")

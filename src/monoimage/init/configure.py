@@ -6,6 +6,7 @@ command) its output: a half-configured service would only fail later, less clear
 """
 
 import os
+import select
 import signal
 import subprocess
 import time
@@ -13,12 +14,15 @@ from collections.abc import Callable, Mapping
 
 from .accounts import Account, AccountError, resolve_account
 from .files import ensure_directory, write_atomic
-from .logs import prefixed, quote_argv, write_all
+from .logs import prefixed, quote_argv
+from .logwriter import CONTAINER_LOG
 from .render import MissingValue, SiteValues, render
 from .spawn import child_environment, identity_arguments, session_arguments
 from .table import Command, Service, Table
 
-OUTPUT_CAP = 8192
+OUTPUT_CAP = 8192          # of a failed command's output, in its ConfigureError
+OUTPUT_KEEP = 1024 * 1024  # of a command's output, for the log
+READS_PER_CALL = 16
 POLL_INTERVAL = 0.1
 
 
@@ -95,7 +99,11 @@ def render_templates(service: Service, values: SiteValues) -> None:
 def run_command(service: Service, command: Command, env: dict[str, str],
                 stop_requested: Callable[[], bool]) -> None:
     """Run one config command as its user; its output goes to the log on success and into
-    the ConfigureError otherwise."""
+    the ConfigureError otherwise.
+
+    The command is done when it exits, not when its output pipe ends: a background child it
+    left behind may hold the pipe for ever. Whatever is left of its session then is killed, as
+    for a service; the output already written is kept."""
     step = f"command {quote_argv(command.argv)} (as {command.user})"
     try:
         account = resolve_account(command.user, command.group)
@@ -105,26 +113,60 @@ def run_command(service: Service, command: Command, env: dict[str, str],
                                    **identity_arguments(account))
     except (AccountError, OSError, subprocess.SubprocessError) as error:
         raise ConfigureError(service.name, step, f"cannot start: {error}") from None
+    assert process.stdout is not None
+    output = CommandOutput(process.stdout.fileno())
     deadline = None if command.timeout is None else time.monotonic() + command.timeout
-    while True:
-        try:
-            output, _ = process.communicate(timeout=POLL_INTERVAL)
-            break
-        except subprocess.TimeoutExpired:
+    try:
+        while process.poll() is None:
+            output.read(POLL_INTERVAL)
             if stop_requested():
                 _kill(process)
                 raise ConfigureInterrupted() from None
             if deadline is not None and time.monotonic() > deadline:
                 _kill(process)
                 raise ConfigureError(service.name, step,
-                                     f"still running after {command.timeout:g} s; killed") from None
+                                     f"still running after {command.timeout:g} s; killed")
+        _kill_group(process.pid)   # leftovers of its session; their output so far is kept
+        output.read(0.0)
+    finally:
+        process.stdout.close()
     if process.returncode != 0:
         raise ConfigureError(service.name, step,
                              f"{describe_exit(process.returncode)}; output:\n"
-                             f"{_tail(output)}")
-    if output:
-        lines = output.rstrip(b"\n").split(b"\n")
-        write_all(1, prefixed(f"{service.name} | ".encode(), lines))
+                             f"{_tail(bytes(output.data))}")
+    if output.data:
+        lines = bytes(output.data).rstrip(b"\n").split(b"\n")
+        CONTAINER_LOG.write(1, prefixed(f"{service.name} | ".encode(), lines))
+
+
+class CommandOutput:
+    """What a config command writes to its pipe; only the last OUTPUT_KEEP bytes are kept."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.data = bytearray()
+        self.ended = False
+        os.set_blocking(fd, False)
+
+    def read(self, timeout: float) -> None:
+        """Wait up to `timeout` for output, then read what is there (bounded: a leftover that
+        escaped its session could write for ever)."""
+        if self.ended:
+            if timeout:
+                time.sleep(timeout)
+            return
+        if not select.select([self.fd], [], [], timeout)[0]:
+            return
+        for _ in range(READS_PER_CALL):
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                self.ended = True
+                return
+            self.data += chunk
+            del self.data[:-OUTPUT_KEEP]
 
 
 def describe_exit(returncode: int) -> str:
@@ -143,10 +185,12 @@ def _tail(output: bytes) -> str:
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
+    _kill_group(process.pid)
+    process.wait()
+
+
+def _kill_group(pgid: int) -> None:
     try:
-        os.killpg(process.pid, signal.SIGKILL)
+        os.killpg(pgid, signal.SIGKILL)
     except OSError:
         pass
-    process.wait()
-    if process.stdout is not None:
-        process.stdout.close()

@@ -8,6 +8,7 @@ Request: one line, `status` + LF. Response: UTF-8 text lines, then init closes t
 Every line is one record: a kind, then TAB-separated `key=value` fields, in this order:
 
     init     version=1  pid=<int>  state=<running|stopping>  image=<text>  uptime_s=<float>
+             log_dropped_lines=<int>
     service  name=<text>  state=<state>  pid=<int|->  restarts=<int>
              ready_since=<epoch seconds, float|->  ready_after_ms=<int|->  rss_kib=<int|->
              critical=<yes|no>  last_exit=<text|->
@@ -20,14 +21,18 @@ Service states: waiting (for dependencies), starting (started, not ready yet), r
 `-` means none/null; values never hold a TAB or a newline. healthy=yes when every service is
 ready or done. `ready_after_ms` counts from the (re)start of the process to its probe passing;
 `rss_kib` is VmRSS of the main process; `uptime_s` counts from the start of the run phase;
+`log_dropped_lines` counts the lines of output init dropped because the container log's reader
+did not keep up (see logwriter.py);
 `last_exit` says how the previous process of that service ended (`exit code 1`, `killed by
 SIGKILL`, `not ready within 30 s`, `cannot start`).
 Readers must ignore record kinds and keys they do not know: new ones may be added.
 """
 
 import os
+import selectors
 import socket
 import time
+from collections.abc import Callable
 
 DEFAULT_SOCKET = "/run/monoimage/init.sock"
 REQUEST_LIMIT = 1024
@@ -151,6 +156,61 @@ class ControlServer:
             os.unlink(self.path)
         except OSError:
             pass
+
+
+class StatusEndpoint:
+    """The listening socket and its clients, served from the main loop's selector: each
+    client's request is read without blocking, answered from `records()`, then closed; a client
+    silent for REQUEST_TIMEOUT is dropped."""
+
+    def __init__(self, path: str, selector: selectors.BaseSelector,
+                 records: Callable[[], list[Record]]) -> None:
+        self.server = ControlServer(path)   # OSError when it cannot listen
+        self.selector = selector
+        self.records = records
+        self.clients: list[ControlConnection] = []
+        selector.register(self.server, selectors.EVENT_READ, self._on_server)
+
+    def _on_server(self, _: object) -> None:
+        client = self.server.accept()
+        if client is not None:
+            self.clients.append(client)
+            self.selector.register(client, selectors.EVENT_READ, self._on_client)
+
+    def _on_client(self, client: object) -> None:
+        assert isinstance(client, ControlConnection)
+        request = client.read_request()
+        if request is None:
+            return
+        self._forget(client)
+        if request == "status":
+            client.answer(format_records(self.records()))
+        else:
+            client.answer(format_records([("error", [("message",
+                                                       f"unknown request {request!r}")])]))
+
+    def _forget(self, client: ControlConnection) -> None:
+        self.selector.unregister(client)
+        self.clients.remove(client)
+
+    def drop_idle(self, now: float) -> None:
+        """Close the clients that sent no whole request in time."""
+        for client in [client for client in self.clients if now >= client.deadline]:
+            self._forget(client)
+            client.close()
+
+    def deadlines(self) -> list[float]:
+        """When the loop must wake up to drop an idle client (monotonic times)."""
+        return [client.deadline for client in self.clients]
+
+    def close(self) -> None:
+        """Stop listening (the socket file goes) and close every client."""
+        self.selector.unregister(self.server)
+        self.server.close()
+        for client in self.clients:
+            self.selector.unregister(client)
+            client.close()
+        self.clients = []
 
 
 def request_status(path: str, timeout: float = 5.0) -> list[tuple[str, dict[str, str]]]:

@@ -3,12 +3,14 @@ prefixed `monoimage-init | `.
 
 Lines are bytes end to end (a service's encoding is its own business). A partial line is held
 only until it reaches `LINE_CAP` bytes, the stream ends, or it has waited `PARTIAL_AFTER`
-seconds, so a prompt without newline or a binary blob still shows up promptly.
+seconds, so a prompt without newline or a binary blob still shows up promptly. Every write
+goes through logwriter.CONTAINER_LOG, which never blocks.
 """
 
 import os
 import re
-import select
+
+from .logwriter import CONTAINER_LOG
 
 INIT_PREFIX = "monoimage-init | "
 LINE_CAP = 8192
@@ -60,23 +62,11 @@ def prefixed(prefix: bytes, lines: list[bytes]) -> bytes:
     return b"".join(prefix + line + b"\n" for line in lines)
 
 
-def write_all(fd: int, data: bytes) -> None:
-    """Write `data` to `fd`, waiting when it is full; a closed log reader drops the data."""
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view):]
-        except BlockingIOError:
-            select.select([], [fd], [], 1.0)
-        except OSError:
-            return
-
-
 def say(message: str) -> None:
     """Write one message of init's own to stderr, each of its lines prefixed."""
     lines = message.rstrip("\n").split("\n")
     text = "".join(f"{INIT_PREFIX}{line}\n" for line in lines)
-    write_all(2, text.encode("utf-8", "replace"))
+    CONTAINER_LOG.write(2, text.encode("utf-8", "replace"))
 
 
 def quote_argv(argv: tuple[str, ...] | list[str]) -> str:
@@ -116,4 +106,4 @@ class OutputStream:
     def emit(self, lines: list[bytes]) -> None:
         """Write `lines` prefixed, in one write."""
         if lines:
-            write_all(self.target, prefixed(self.prefix, lines))
+            CONTAINER_LOG.write(self.target, prefixed(self.prefix, lines))

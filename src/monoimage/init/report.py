@@ -5,7 +5,8 @@ import math
 import time
 
 Records = list[tuple[str, dict[str, str]]]
-INTEGER_KEYS = ("version", "pid", "restarts", "ready_after_ms", "rss_kib", "services")
+INTEGER_KEYS = ("version", "pid", "restarts", "ready_after_ms", "rss_kib", "services",
+                "log_dropped_lines")
 FLOAT_KEYS = ("ready_since", "uptime_s")
 
 

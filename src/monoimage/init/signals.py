@@ -4,6 +4,12 @@ Handlers only record the signal number; `signal.set_wakeup_fd` writes a byte to 
 loop's selector watches, so a signal arriving just before `select()` still wakes it up. Nothing
 ever reaps or signals from inside a handler, so no handler races the loop's `waitpid`.
 SIGCHLD gets a handler too: with its default disposition no wakeup byte would be written.
+
+PID 1 of a PID namespace ignores every signal it has no handler for, even SIGTERM from the
+host, so a `podman stop` right after `podman run` would be lost while Python imports the init.
+__main__ blocks these signals first thing (a blocked signal stays pending instead of being
+ignored); `SignalInbox` unblocks them once its handlers are in place, and every other command
+right away (`release_startup_signals`). No child is started before: children inherit the mask.
 """
 
 import os
@@ -11,6 +17,12 @@ import signal
 from types import FrameType
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+CAUGHT = (*FORWARDED, signal.SIGCHLD)   # = __main__.STARTUP_BLOCKED
+
+
+def release_startup_signals() -> None:
+    """Unblock what __main__ blocked at startup (for the commands that are not PID 1)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, CAUGHT)
 
 
 class SignalInbox:
@@ -22,8 +34,9 @@ class SignalInbox:
         os.set_blocking(self.read_fd, False)
         os.set_blocking(self.write_fd, False)
         signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
-        for signum in (*FORWARDED, signal.SIGCHLD):
+        for signum in CAUGHT:
             signal.signal(signum, self._record)
+        release_startup_signals()   # what arrived during startup is handled now
 
     def _record(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)

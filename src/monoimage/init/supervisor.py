@@ -5,8 +5,8 @@ answers status requests.
 Why one thread: `os.waitpid(-1)` is the only way to reap orphans, and it would steal the exit
 status of any child another thread waits for. So every wait happens here, every pid is matched
 to its owner (service or probe), and everything else (signals, output, probe sockets, status
-clients) wakes the same `selectors` loop. Nothing here blocks for long except writes to a full
-container log, which is the log reader's back-pressure.
+clients) wakes the same `selectors` loop. Nothing here blocks: not even a container log whose
+reader stalls (logwriter.py buffers, then drops and counts whole lines).
 
 Start: in table (= dependency) order, a service starts once every dependency is ready (or done).
 Stop: a service gets its stop signal (to its process group) once every service that depends on
@@ -27,8 +27,9 @@ from collections.abc import Callable, Mapping
 from . import exitcodes, policy
 from .accounts import Account
 from .configure import ConfigureError, describe_exit, render_templates
-from .control import ControlConnection, ControlServer, Record, format_records
+from .control import Record, StatusEndpoint
 from .logs import OutputStream, quote_argv, say
+from .logwriter import CONTAINER_LOG, LogWriter
 from .probes import CommandAttempt, SocketAttempt, start_attempt
 from .render import SiteValues
 from .service import (
@@ -73,13 +74,13 @@ class Supervisor:
         self.service_pids: dict[int, ServiceRun] = {}
         self.probe_pids: dict[int, ServiceRun] = {}
         self.streams: list[OutputStream] = []
-        self.clients: list[ControlConnection] = []
+        self.log_watched: set[LogWriter] = set()
         self.stopping = False
         self.exit_code = exitcodes.OK
         self.started_at = time.monotonic()
         self.selector = selectors.DefaultSelector()
         self.selector.register(inbox.fileno(), selectors.EVENT_READ, self._on_wakeup)
-        self.control: ControlServer | None = None
+        self.status_endpoint: StatusEndpoint | None = None
         self.socket_path = socket_path
 
     # -- the loop --------------------------------------------------------------------------
@@ -93,7 +94,8 @@ class Supervisor:
             self._take_signals()
             self._reap()
             self._flush_partial_lines(now)
-            self._drop_idle_clients(now)
+            if self.status_endpoint is not None:
+                self.status_endpoint.drop_idle(now)
             if self.stopping:
                 self._advance_stop(now)
             else:
@@ -101,6 +103,7 @@ class Supervisor:
             if self._finished():
                 break
             timeout = self._sleep_time(time.monotonic())
+            self._watch_log()
             for key, _ in self.selector.select(timeout):
                 callback: Callable[[object], None] = key.data
                 callback(key.fileobj)
@@ -130,7 +133,8 @@ class Supervisor:
                 deadlines.append(run.stop_deadline)
         deadlines.extend(due for stream in self.streams
                          if (due := stream.buffer.flush_due()) is not None)
-        deadlines.extend(client.deadline for client in self.clients)
+        if self.status_endpoint is not None:
+            deadlines.extend(self.status_endpoint.deadlines())
         return max(0.0, min(deadlines) - now)
 
     def _finished(self) -> bool:
@@ -341,11 +345,16 @@ class Supervisor:
                 say(f"{error}; {run.name} keeps its current configuration")
                 continue
             signum = run.spec.reload_signal
-            if run.process is not None and run.state in (STARTING, READY) and signum is not None:
+            if signum is None:
+                say(f"reloaded {run.name}: templates only (no reload signal)")
+            elif run.process is None or run.state not in (STARTING, READY):
+                say(f"reloaded {run.name}: templates only ({run.state}: not signalled)")
+            else:
                 try:
                     os.kill(run.process.pid, signum)
                 except ProcessLookupError:
                     pass
+                say(f"reloaded {run.name}: {signal_name(signum)} sent")
 
     def begin_stop(self, code: int, reason: str) -> None:
         """Stop every service in reverse dependency order, then exit with `code` (the first
@@ -387,11 +396,8 @@ class Supervisor:
         self._final_sweep()
 
     def _shutdown(self) -> None:
-        if self.control is not None:
-            self.selector.unregister(self.control)
-            self.control.close()
-        for client in self.clients:
-            client.close()
+        if self.status_endpoint is not None:
+            self.status_endpoint.close()
         self._final_sweep()
         now = time.monotonic()
         for stream in self.streams:   # what the services wrote last (a stray may hold the pipe)
@@ -401,6 +407,12 @@ class Supervisor:
             stream.emit(stream.buffer.flush())
             os.close(stream.fd)
         self.streams = []
+        for writer in self.log_watched:
+            self.selector.unregister(writer)
+        self.log_watched = set()
+        dropped = CONTAINER_LOG.summary()
+        if dropped:
+            say(f"{dropped} line(s) of output dropped in all: the log's reader did not keep up")
         say(f"exit {self.exit_code}")
 
     def _final_sweep(self) -> None:
@@ -430,6 +442,18 @@ class Supervisor:
             os.close(stream.fd)
             self.streams.remove(stream)
 
+    def _watch_log(self) -> None:
+        """Wake up when a log fd holding buffered output turns writable (and only then)."""
+        waiting = set(CONTAINER_LOG.waiting())
+        for writer in self.log_watched - waiting:
+            self.selector.unregister(writer)
+        for writer in waiting - self.log_watched:
+            try:
+                self.selector.register(writer, selectors.EVENT_WRITE, CONTAINER_LOG.flush)
+            except (OSError, ValueError):
+                waiting.discard(writer)   # cannot be watched: flushed at the next write
+        self.log_watched = waiting
+
     def _flush_partial_lines(self, now: float) -> None:
         for stream in self.streams:
             due = stream.buffer.flush_due()
@@ -440,37 +464,10 @@ class Supervisor:
         if self.socket_path is None:
             return
         try:
-            self.control = ControlServer(self.socket_path)
+            self.status_endpoint = StatusEndpoint(self.socket_path, self.selector,
+                                                  self.status_records)
         except OSError as error:
             say(f"cannot listen on {self.socket_path}: {error}; status and health will fail")
-            return
-        self.selector.register(self.control, selectors.EVENT_READ, self._on_control)
-
-    def _on_control(self, _: object) -> None:
-        assert self.control is not None
-        client = self.control.accept()
-        if client is not None:
-            self.clients.append(client)
-            self.selector.register(client, selectors.EVENT_READ, self._on_client)
-
-    def _drop_idle_clients(self, now: float) -> None:
-        for client in [client for client in self.clients if now >= client.deadline]:
-            self.selector.unregister(client)
-            self.clients.remove(client)
-            client.close()
-
-    def _on_client(self, client: object) -> None:
-        assert isinstance(client, ControlConnection)
-        request = client.read_request()
-        if request is None:
-            return
-        self.selector.unregister(client)
-        self.clients.remove(client)
-        if request == "status":
-            client.answer(format_records(self.status_records()))
-        else:
-            client.answer(format_records([("error", [("message",
-                                                       f"unknown request {request!r}")])]))
 
     def status_records(self) -> list[Record]:
         """The full status answer (see control.py for the protocol)."""
@@ -479,6 +476,7 @@ class Supervisor:
             ("state", "stopping" if self.stopping else "running"),
             ("image", self.table.image or None),
             ("uptime_s", time.monotonic() - self.started_at),
+            ("log_dropped_lines", CONTAINER_LOG.dropped_total),
         ])]
         records.extend(run.status_record() for run in self.runs)
         healthy = not self.stopping and all(run.state in SATISFIES_DEPENDENTS
