@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from monoimage.cli.arguments import image_argument
 from monoimage.cli.progress import interruptible
 from monoimage.pipeline.boot import BootReport, boot
 from monoimage.plan.run_profile import PROFILES
@@ -37,6 +38,7 @@ def boot_command(image: str, recipe: Path | None, profile: str, timeout: float, 
     stopped cleanly within its stop timeout with exit code 0.
     """
     console = Console(stderr=True, quiet=as_json)
+    image_argument(image, "IMAGE")
     loaded = load_recipe(recipe) if recipe is not None else None
     with interruptible("boot interrupted: the container was removed"), \
             console.status(f"booting {image}") as status:

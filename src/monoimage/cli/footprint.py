@@ -19,6 +19,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from monoimage.cli.arguments import tag_argument, usable_folder
 from monoimage.cli.progress import interruptible, stage_reporter
 from monoimage.errors import UserError
 from monoimage.footprint.chart import footprint_chart
@@ -90,11 +91,14 @@ def footprint_command(recipe: Path, update_spec: str | None, simulate_update: st
                       no_init_python: bool) -> None:
     """Compare RECIPE's golden image with the Kolla-style and shared-base layered builds."""
     console = Console(stderr=True)
+    tag_argument(tag, "--tag")
     loaded = load_recipe(recipe)
     fleet = FleetParams(sites=sites, site_bandwidth_bps=parse_bandwidth(bandwidth),
                         rtt_s=parse_latency(latency), sites_per_mirror=sites_per_mirror)
-    cache = cache_dir or default_cache_dir()
-    out = out_dir or Path("out") / loaded.name
+    cache = usable_folder(cache_dir or default_cache_dir(), "--cache-dir")
+    out = usable_folder(out_dir or Path("out") / loaded.name, "--out-dir")
+    if chart is not None:
+        usable_folder(chart.parent, "--chart")
     if update_spec and simulate_update:
         raise UserError("--update and --simulate-update: give one of them")
     if extra and not update_spec:

@@ -98,7 +98,7 @@ class AptPackager:
     def list_installed(self, root: Path) -> tuple[InstalledPackage, ...]:
         out = run(["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W", "-f",
                    ("${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\t"
-                    "${Installed-Size}\n")]).stdout
+                    "${Installed-Size}\n"), "--"]).stdout
         found = []
         for line in out.splitlines():
             status, name, version, arch, size = line.split("\t")
@@ -214,7 +214,7 @@ def _seed_minimal_set(root: AptRoot, recipe: Recipe) -> dict[str, str]:
     patterns = [p if not p.startswith("?") else f"?narrow({suite},{p})"
                 for p in _VARIANT_SEEDS[variant]]
     root.status.write_text("")
-    out = root.apt("-s", "install", *patterns, what="apt-get -s (minimal set)")
+    out = root.apt("-s", "install", "--", *patterns, what="apt-get -s (minimal set)")
     seed = {m.group(1): m.group(2) for m in map(_INST.match, out.splitlines()) if m}
     if not seed:
         raise UserError(f"no essential packages found for release '{recipe.distro.release}' "
@@ -241,7 +241,7 @@ def _spec(root: AptRoot, recipe: Recipe, entry: PackageEntry) -> str:
     if not entry.constraints:
         return name
     try:
-        out = root.cache("show", name, what=f"apt-cache show {name}")
+        out = root.cache("show", "--", name, what=f"apt-cache show {name}")
     except ToolError:
         out = ""
     available = sorted({p["Version"] for p in Deb822.iter_paragraphs(out.splitlines())
@@ -254,7 +254,7 @@ def _simulate(root: AptRoot, specs: list[str], packages: PackageSet
               ) -> tuple[dict[str, str], set[str]]:
     """What `apt-get install` would add (name → version) and remove, on top of the seed."""
     try:
-        out = root.apt("-s", "install", *specs, what="apt-get -s install")
+        out = root.apt("-s", "install", "--", *specs, what="apt-get -s install")
     except ToolError as err:
         missing = re.findall(r"Unable to locate package (\S+)", str(err))
         if missing:
@@ -272,7 +272,7 @@ def _show(root: AptRoot, versions: dict[str, str]) -> dict[str, Deb822]:
     """The repository record of each exact version, by name."""
     if not versions:
         return {}
-    out = root.cache("show",
+    out = root.cache("show", "--",
                      *[f"{name}={version}" for name, version in sorted(versions.items())],
                      what="apt-cache show")
     records: dict[str, Deb822] = {}
