@@ -54,8 +54,9 @@ VERIFY_FAILED = 1
               help="apt: a stand-in security update of NAME: the pinned .deb re-versioned to "
                    "VERSION+monoimage1 with dpkg-deb, in a local signed repository.")
 @click.option("--repo-extra", "extra", multiple=True, metavar="REPO",
-              help="A repository day 2 adds (repeatable). apt: '[signed-by=KEY] URI SUITE "
-                   "[COMPONENT...]'; dnf: 'ID=BASEURL'.")
+              help="A repository the day-2 version comes from (repeatable), configured on "
+                   "both days as a distribution's security repository is. apt: "
+                   "'[signed-by=KEY] URI SUITE [COMPONENT...]'; dnf: 'ID=BASEURL'.")
 @click.option("--estimate", is_flag=True,
               help="Predict the figures from repository metadata alone; build nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON on stdout.")
@@ -157,6 +158,7 @@ def _simulated_update(recipe: Recipe, name: str, scratch: Path, cache: Path,
     except KeyError:
         raise UserError(f"--simulate-update {name}: not in the image's package closure"
                         ) from None
+    scratch.chmod(0o755)  # apt's sandbox user (_apt) reads the repository and its key
     made = make_update_repository(recipe, package, scratch / "repo", cache_dir=cache)
     return PackageUpdate(name, made.version), made.repository
 
