@@ -73,6 +73,8 @@ def test_words_after_double_dash_never_reach_podman_as_options():
      "monoimage: -t/--tag: 'Bad Name' is not an image reference"),
     (("host", "{recipe}", "--format", "quadlet", "-o", "{out}", "--image", "x:-bad"),
      "monoimage: --image: 'x:-bad' is not an image reference"),
+    (("host", "{recipe}", "--format", "quadlet", "-o", "{out}", "--registry", "reg;x:5000"),
+     "monoimage: --registry: 'reg;x:5000/monoimage-test-tiny:t' is not an image reference"),
     (("boot", "localhost/Upper:1"),
      "monoimage: IMAGE: 'localhost/Upper:1' is not an image reference"),
     (("footprint", "--tag", "-x", "{recipe}"), "monoimage: --tag: '-x' is not an image tag"),
@@ -176,6 +178,23 @@ def test_host_on_a_full_disk_is_one_line_and_the_previous_folder_is_intact(tiny_
                     f"the previous files are as they were")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tiny_disk.iterdir()) == ["filler", "host"]
+
+
+def test_host_rolls_back_when_the_output_folder_cannot_be_replaced(tiny_disk):
+    # A mount point cannot be renamed (EBUSY): the swap into place fails after every file
+    # was written beside it, and the folder keeps the previous run's files.
+    elsewhere = tiny_disk.parent / "first"
+    first = monoimage("host", str(EDGE_LITE), "--format", "quadlet", "-o", str(elsewhere))
+    assert first.returncode == 0, first.stderr
+    for path in elsewhere.iterdir():  # an earlier run's artefacts, in the mounted folder
+        (tiny_disk / path.name).write_bytes(path.read_bytes())
+    before = {p.name: p.read_bytes() for p in tiny_disk.iterdir()}
+    done = monoimage("host", str(EDGE_LITE), "--format", "systemd", "-o", str(tiny_disk))
+    line = one_line(done)
+    assert line == (f"monoimage: {tiny_disk}: cannot write the artefacts (Device or resource "
+                    f"busy); the previous files are as they were")
+    assert {p.name: p.read_bytes() for p in tiny_disk.iterdir()} == before
+    assert [p.name for p in tiny_disk.parent.iterdir() if p.name.startswith(".")] == []
 
 
 # ------------------------------------------------------------------ stdout

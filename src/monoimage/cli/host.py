@@ -49,6 +49,8 @@ def host_command(recipe: Path, image: str | None, format_: str, output: Path,
         raise UserError(f"--secret {unknown[0]}: not a site value of {loaded.name} "
                         f"(site values: {', '.join(k for k, _ in loaded.site) or 'none'})")
     spec = host_spec(loaded, image=image, registry=registry, secrets=secrets)
+    if registry is not None:
+        reference_argument(spec.image, "--registry")
     artefacts = render_artefacts(spec, loaded, formats, podman, mirror)
     write_directory(output, artefacts, artefact_names(spec))
     for artefact in artefacts:
