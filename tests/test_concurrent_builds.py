@@ -10,6 +10,7 @@ lock; buildah names carry each run's own build id.
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 import time
@@ -19,7 +20,10 @@ import pytest
 
 from buildsupport import HELLO, TINY_IMAGE, remove_images, unique_tag
 from monoimage.plan.comparator_plan import STRATEGIES
+from monoimage.recipe.load import load_recipe
 from monoimage.tools import buildah
+from monoimage.tools.cache_dir import default_cache_dir
+from monoimage.tools.packagers.apt import prepare_root, resolve_lock, snapshot_root
 from recipe_files import write_recipe
 
 pytestmark = pytest.mark.build
@@ -86,3 +90,22 @@ def test_a_build_and_a_footprint_at_once_both_succeed(tmp_path):
         assert (tmp_path / "footprint-out" / "footprint.json").is_file()
     finally:
         remove_images(tag, *made)
+
+
+def test_a_snapshot_root_keeps_its_lists_whatever_the_shared_root_does(tmp_path):
+    # What a layered build's children read outlives the resolve lock: another run may
+    # `apt-get update` (or wipe) the shared root's lists meanwhile.
+    recipe = load_recipe(_recipe(tmp_path / "recipe", "monoimage-test-snapshot"))
+    cache = default_cache_dir()
+    with snapshot_root(recipe, cache, f"test-{secrets.token_hex(4)}") as snapshot:
+        with resolve_lock(cache):
+            shared = prepare_root(recipe, cache).path / "var/lib/apt/lists"
+            moved = shared.with_name(f"lists-away-{secrets.token_hex(4)}")
+            shared.rename(moved)  # as another run's update would leave them, half-written
+            try:
+                shown = snapshot.cache("show", "--", "busybox")
+            finally:
+                moved.rename(shared)
+        assert "Package: busybox" in shown
+        assert snapshot.path != shared.parents[3]
+    assert not snapshot.path.exists()

@@ -26,7 +26,7 @@ from monoimage.footprint.chart import footprint_chart
 from monoimage.footprint.estimate import Estimate
 from monoimage.footprint.fleet import FleetFigures, FleetParams, StrategyRollout
 from monoimage.footprint.report import TOLERANCE, footprint_json
-from monoimage.pipeline.build import resolve
+from monoimage.pipeline.build import resolve, write_outputs
 from monoimage.pipeline.build import source_date_epoch_from_env as _env_epoch
 from monoimage.pipeline.footprint import (
     FootprintOptions,
@@ -129,13 +129,12 @@ def footprint_command(recipe: Path, update_spec: str | None, simulate_update: st
             estimate_footprint(loaded, options, progress) if estimate
             else run_footprint(loaded, options, progress))
     doc = footprint_json(result.facts(), fleet)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "footprint.json").write_text(json.dumps(doc, indent=2) + "\n")
     chart_path = chart or out / "footprint.svg"
-    chart_path.parent.mkdir(parents=True, exist_ok=True)
     title = f"{loaded.name}: bytes a site pulls, per strategy" + (
         " (estimated)" if isinstance(result, Estimate) else "")
-    chart_path.write_text(footprint_chart(result.report, title))
+    write_outputs(((out / "footprint.json", json.dumps(doc, indent=2) + "\n"),
+                   (chart_path, footprint_chart(result.report, title))),
+                  done="nothing was built" if estimate else "the images were built and tagged")
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     else:

@@ -195,9 +195,11 @@ def image_config(recipe: Recipe, options: BuildOptions, manifest_digest: str) ->
                                image_format=options.image_format)
 
 
-def write_outputs(files: tuple[tuple[Path, str], ...]) -> None:
-    """Write each (path, text) whole: a temporary file renamed over it, so two builds of one
-    recipe at once leave one build's file, never a mix; a refused write is one UserError."""
+def write_outputs(files: tuple[tuple[Path, str], ...],
+                  done: str = "the image was built and tagged") -> None:
+    """Write each (path, text) whole: a temporary file renamed over it, so two runs of one
+    recipe at once leave one run's file, never a mix; a refused write is one UserError
+    that says what was `done` already."""
     for path, text in files:
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
         try:
@@ -206,8 +208,7 @@ def write_outputs(files: tuple[tuple[Path, str], ...]) -> None:
             temporary.replace(path)
         except OSError as err:
             temporary.unlink(missing_ok=True)
-            raise UserError(f"{path}: cannot write it ({err.strerror}); the image was built "
-                            f"and tagged") from None
+            raise UserError(f"{path}: cannot write it ({err.strerror}); {done}") from None
 
 
 def _tree_bytes(root: Path) -> int:
