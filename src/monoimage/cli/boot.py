@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from monoimage.cli.arguments import image_argument
 from monoimage.cli.progress import interruptible
 from monoimage.pipeline.boot import BootReport, boot
 from monoimage.plan.run_profile import PROFILES
@@ -24,7 +25,8 @@ from monoimage.recipe.load import load_recipe
                    "image itself).")
 @click.option("--profile", type=click.Choice(PROFILES), default="small-host", show_default=True,
               help="small-host: read-only root, tmpfs /run and /tmp, memory and pids caps, "
-                   "only the declared capabilities; default: podman's defaults.")
+                   "only the declared capabilities; default: a writable root, podman's capabilities, "
+                   "no memory or pids caps (tmpfs, ulimits, health check, stop timeout stay).")
 @click.option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
               help="Seconds to wait for monoimage-init health.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -40,6 +42,7 @@ def boot_command(image: str, recipe: Path | None, profile: str, timeout: float, 
     stopped cleanly within its stop timeout with exit code 0.
     """
     console = Console(stderr=True, quiet=as_json)
+    image_argument(image, "IMAGE")
     given = {item.partition("=")[0]: item.partition("=")[2] for item in site}
     bad = [item for item in site if "=" not in item or not item.partition("=")[0]]
     if bad:

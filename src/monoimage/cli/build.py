@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from monoimage.cli.arguments import reference_argument, usable_folder
 from monoimage.cli.progress import interruptible, stage_reporter
 from monoimage.pipeline.build import BuildOptions, BuildResult, build
 from monoimage.pipeline.build import source_date_epoch_from_env as _env_epoch
@@ -41,9 +42,12 @@ def build_command(recipe: Path, tag: str | None, quiet: bool, as_json: bool,
                   image_format: str, no_init_python: bool, build_id: str | None) -> None:
     """Build the golden image of RECIPE with buildah; tag it only if every stage succeeds."""
     console = Console(stderr=True, quiet=quiet)
+    if tag is not None:
+        reference_argument(tag, "-t/--tag")
     loaded = load_recipe(recipe)
     options = BuildOptions(
-        tag=tag, cache_dir=cache_dir or default_cache_dir(), out_dir=out_dir,
+        tag=tag, cache_dir=usable_folder(cache_dir or default_cache_dir(), "--cache-dir"),
+        out_dir=usable_folder(out_dir or Path("out") / loaded.name, "--out-dir"),
         source_date_epoch=(source_date_epoch if source_date_epoch is not None
                            else _env_epoch()),
         with_init_python=not no_init_python, image_format=image_format,

@@ -19,13 +19,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from monoimage.cli.arguments import tag_argument, usable_folder
 from monoimage.cli.progress import interruptible, stage_reporter
 from monoimage.errors import UserError
 from monoimage.footprint.chart import footprint_chart
 from monoimage.footprint.estimate import Estimate
 from monoimage.footprint.fleet import FleetFigures, FleetParams, StrategyRollout
 from monoimage.footprint.report import TOLERANCE, footprint_json
-from monoimage.pipeline.build import resolve
+from monoimage.pipeline.build import resolve, write_outputs
 from monoimage.pipeline.build import source_date_epoch_from_env as _env_epoch
 from monoimage.pipeline.footprint import (
     FootprintOptions,
@@ -53,8 +54,9 @@ VERIFY_FAILED = 1
               help="apt: a stand-in security update of NAME: the pinned .deb re-versioned to "
                    "VERSION+monoimage1 with dpkg-deb, in a local signed repository.")
 @click.option("--repo-extra", "extra", multiple=True, metavar="REPO",
-              help="A repository day 2 adds (repeatable). apt: '[signed-by=KEY] URI SUITE "
-                   "[COMPONENT...]'; dnf: 'ID=BASEURL'.")
+              help="A repository the day-2 version comes from (repeatable), configured on "
+                   "both days as a distribution's security repository is. apt: "
+                   "'[signed-by=KEY] URI SUITE [COMPONENT...]'; dnf: 'ID=BASEURL'.")
 @click.option("--estimate", is_flag=True,
               help="Predict the figures from repository metadata alone; build nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON on stdout.")
@@ -90,11 +92,14 @@ def footprint_command(recipe: Path, update_spec: str | None, simulate_update: st
                       no_init_python: bool) -> None:
     """Compare RECIPE's golden image with the Kolla-style and shared-base layered builds."""
     console = Console(stderr=True)
+    tag_argument(tag, "--tag")
     loaded = load_recipe(recipe)
     fleet = FleetParams(sites=sites, site_bandwidth_bps=parse_bandwidth(bandwidth),
                         rtt_s=parse_latency(latency), sites_per_mirror=sites_per_mirror)
-    cache = cache_dir or default_cache_dir()
-    out = out_dir or Path("out") / loaded.name
+    cache = usable_folder(cache_dir or default_cache_dir(), "--cache-dir")
+    out = usable_folder(out_dir or Path("out") / loaded.name, "--out-dir")
+    if chart is not None:
+        usable_folder(chart.parent, "--chart")
     if update_spec and simulate_update:
         raise UserError("--update and --simulate-update: give one of them")
     if extra and not update_spec:
@@ -124,13 +129,12 @@ def footprint_command(recipe: Path, update_spec: str | None, simulate_update: st
             estimate_footprint(loaded, options, progress) if estimate
             else run_footprint(loaded, options, progress))
     doc = footprint_json(result.facts(), fleet)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "footprint.json").write_text(json.dumps(doc, indent=2) + "\n")
     chart_path = chart or out / "footprint.svg"
-    chart_path.parent.mkdir(parents=True, exist_ok=True)
     title = f"{loaded.name}: bytes a site pulls, per strategy" + (
         " (estimated)" if isinstance(result, Estimate) else "")
-    chart_path.write_text(footprint_chart(result.report, title))
+    write_outputs(((out / "footprint.json", json.dumps(doc, indent=2) + "\n"),
+                   (chart_path, footprint_chart(result.report, title))),
+                  done="nothing was built" if estimate else "the images were built and tagged")
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     else:
@@ -153,6 +157,7 @@ def _simulated_update(recipe: Recipe, name: str, scratch: Path, cache: Path,
     except KeyError:
         raise UserError(f"--simulate-update {name}: not in the image's package closure"
                         ) from None
+    scratch.chmod(0o755)  # apt's sandbox user (_apt) reads the repository and its key
     made = make_update_repository(recipe, package, scratch / "repo", cache_dir=cache)
     return PackageUpdate(name, made.version), made.repository
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from monoimage.cli.arguments import reference_argument, usable_folder
 from monoimage.errors import UserError
 from monoimage.hosts.artefacts import FORMATS, Artefact, artefact_names, render_artefacts
 from monoimage.hosts.spec import host_spec, parse_podman_version
@@ -21,28 +22,35 @@ from monoimage.recipe.load import load_recipe
 @click.option("--format", "format_", type=click.Choice([*FORMATS, "all"]), required=True,
               help="Which artefacts to write.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="Directory to write into: new, empty, or holding only these artefacts.")
+              help="Directory to write into: new (parents are made), empty, or holding only "
+                   "these artefacts.")
 @click.option("--registry", help="Pull from this registry (HOST[:PORT][/PATH]) instead of the "
                                  "image reference's own.")
 @click.option("--mirror", help="Site-local mirror (HOST[:PORT][/PATH]) the host pulls through: "
                                "writes a registries.conf.d drop-in.")
 @click.option("--podman-version", default="4.4", show_default=True,
               help="Oldest podman on the hosts: Quadlet keys newer than it go through "
-                   "PodmanArgs=.")
+                   "PodmanArgs=. Quadlet (also inside Ignition and Butane) needs 4.4; "
+                   "--format systemd takes older podman too.")
 @click.option("--secret", "secrets", multiple=True, metavar="NAME",
               help="Site value read from the podman secret <image name>-NAME (repeatable).")
 def host_command(recipe: Path, image: str | None, format_: str, output: Path,
                  registry: str | None, mirror: str | None, podman_version: str,
                  secrets: tuple[str, ...]) -> None:
     """Write the artefacts that run RECIPE's image on a small container-OS host."""
-    podman = parse_podman_version(podman_version)
+    formats = FORMATS if format_ == "all" else (format_,)
+    podman = parse_podman_version(podman_version, quadlet=formats != ("systemd",))
+    if image is not None:
+        reference_argument(image, "--image")
+    usable_folder(output, "-o/--output")
     loaded = load_recipe(recipe)
     unknown = [s for s in secrets if s not in loaded.site_names]
     if unknown:
         raise UserError(f"--secret {unknown[0]}: not a site value of {loaded.name} "
                         f"(site values: {', '.join(loaded.site_names) or 'none'})")
     spec = host_spec(loaded, image=image, registry=registry, secrets=secrets)
-    formats = FORMATS if format_ == "all" else (format_,)
+    if registry is not None:
+        reference_argument(spec.image, "--registry")
     artefacts = render_artefacts(spec, loaded, formats, podman, mirror)
     write_directory(output, artefacts, artefact_names(spec))
     for artefact in artefacts:
@@ -66,9 +74,11 @@ def write_directory(output: Path, artefacts: tuple[Artefact, ...],
             raise UserError(f"{output}: holds other files ({', '.join(others[:5])}"
                             f"{', …' if len(others) > 5 else ''}); give a new or empty directory")
     parent = output.absolute().parent
-    if not parent.is_dir():
-        raise UserError(f"{parent}: no such directory")
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=parent))
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=parent))
+    except OSError as err:
+        raise UserError(f"{output}: cannot make it ({err.strerror})") from None
     try:
         for artefact in artefacts:
             path = staging / artefact.filename
@@ -78,6 +88,11 @@ def write_directory(output: Path, artefacts: tuple[Artefact, ...],
             os.chmod(path, artefact.mode)
         os.chmod(staging, 0o755)
         _swap_into_place(staging, output)
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        kept = "; the previous files are as they were" if output.is_dir() else ""
+        raise UserError(f"{output}: cannot write the artefacts ({err.strerror}){kept}"
+                        ) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

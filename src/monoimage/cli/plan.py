@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from monoimage.cli.arguments import usable_folder
 from monoimage.cli.resolve import print_resolution, resolution_json
 from monoimage.pipeline.build import resolve
 from monoimage.plan.merge import Plan, plan
@@ -31,7 +32,8 @@ def plan_command(recipe: Path, as_json: bool, with_resolution: bool,
     """Print the merged package set of RECIPE: package, constraint, requested by."""
     loaded = load_recipe(recipe)
     result = plan(loaded)
-    resolution = (resolve(loaded, cache_dir=cache_dir or default_cache_dir())
+    resolution = (resolve(loaded, cache_dir=usable_folder(cache_dir or default_cache_dir(),
+                                                          "--cache-dir"))
                   if with_resolution else None)
     if as_json:
         doc = plan_json(result)

@@ -26,14 +26,15 @@ SITE_DIR = "/etc/monoimage"
 REGISTRIES_DIR = "/etc/containers/registries.conf.d"
 
 
-def parse_podman_version(text: str) -> PodmanVersion:
-    """`4.4` or `5.2.1` as (major, minor); Quadlet needs at least 4.4."""
+def parse_podman_version(text: str, quadlet: bool = True) -> PodmanVersion:
+    """`4.4` or `5.2.1` as (major, minor); with `quadlet` (a Quadlet file is written, alone or
+    inside Ignition and Butane), at least 4.4. A plain systemd unit runs on older podman."""
     parts = text.strip().split(".")
     try:
         version = (int(parts[0]), int(parts[1]) if len(parts) > 1 else 0)
     except ValueError:
         raise UserError(f"--podman-version {text!r}: give MAJOR.MINOR, e.g. 4.4") from None
-    if version < QUADLET_FIRST:
+    if quadlet and version < QUADLET_FIRST:
         raise UserError(f"--podman-version {text}: Quadlet needs podman 4.4 or newer; use "
                         f"--format systemd for older podman")
     return version

@@ -33,6 +33,7 @@ from monoimage.plan.image_facts import recipe_from_image
 from monoimage.plan.run_profile import ContainerSpec, ProfileName, container_spec, podman_run_args
 from monoimage.recipe.model import Recipe
 from monoimage.tools import podman
+from monoimage.tools.in_root import resolve_in_root
 
 POLL = 0.1                    # seconds between health checks
 
@@ -243,7 +244,9 @@ def read_table(image: str) -> str:
     """The service table text, read from the image without starting it."""
     root = podman.image_mount(image)
     try:
-        return (root / TABLE_PATH.lstrip("/")).read_text(encoding="utf-8")
+        # resolved inside the image: a link there must not read a file of this host
+        table = root / resolve_in_root(root, TABLE_PATH).lstrip("/")
+        return table.read_text(encoding="utf-8")
     except OSError as error:
         raise UserError(f"image {image}: no monoimage service table at {TABLE_PATH} "
                         f"({error.strerror}); is it a monoimage image? "

@@ -19,6 +19,7 @@ from monoimage.image import (
     MANIFEST_PATH,
     SBOM_PATH,
 )
+from monoimage.pipeline.image_checks import check_accounts
 from monoimage.pipeline.install_init import add_init, compile_init, is_init_path, write_file
 from monoimage.pipeline.layer_commit import commit_layers, split_root
 from monoimage.pipeline.rootfs import install_root, strip_root
@@ -135,6 +136,7 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
             installed = packager.list_installed(root)
             note(f"{_mib(sum(s.bytes for s in stripped))} removed")
         with stages.stage("init") as note:
+            check_accounts(root, recipe)
             add_init(root, recipe)
             compile_init(root)
             note(f"{len(recipe.services)} services, "
@@ -174,11 +176,9 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
             image_digest = str(buildah.inspect_image(reference).get("FromImageDigest", ""))
             note(f"{reference} {image_id[:12]}")
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / "manifest.json"
     sbom_path = out_dir / "sbom.spdx.json"
-    manifest_path.write_text(manifest_text)
-    sbom_path.write_text(sbom_text)
+    write_outputs(((manifest_path, manifest_text), (sbom_path, sbom_text)))
     return BuildResult(
         reference=reference, image_id=image_id, digest=image_digest,
         rootfs_bytes=rootfs_bytes, packages=len(installed),
@@ -193,6 +193,22 @@ def image_config(recipe: Recipe, options: BuildOptions, manifest_digest: str) ->
     return golden_image_config(recipe, manifest_digest=manifest_digest,
                                source_date_epoch=options.source_date_epoch,
                                image_format=options.image_format)
+
+
+def write_outputs(files: tuple[tuple[Path, str], ...],
+                  done: str = "the image was built and tagged") -> None:
+    """Write each (path, text) whole: a temporary file renamed over it, so two runs of one
+    recipe at once leave one run's file, never a mix; a refused write is one UserError
+    that says what was `done` already."""
+    for path, text in files:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(text)
+            temporary.replace(path)
+        except OSError as err:
+            temporary.unlink(missing_ok=True)
+            raise UserError(f"{path}: cannot write it ({err.strerror}); {done}") from None
 
 
 def _tree_bytes(root: Path) -> int:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from monoimage.recipe.versions import Family
 from monoimage.tools import buildah
 from monoimage.tools.cache_dir import default_cache_dir
 from monoimage.tools.packagers import packager_for
-from monoimage.tools.packagers.apt import AptRoot, prepare_root
+from monoimage.tools.packagers.apt import AptRoot, snapshot_root
 from monoimage.tools.packagers.apt_child import install_in_container
 from monoimage.tools.packagers.cache import APT_ARCHIVES, deb_file_names, private_cache
 
@@ -92,11 +93,13 @@ def build_layered(recipe: Recipe, resolution: Resolution, strategy: LayeredStrat
     """Build the base and every child of `strategy` from `resolution`; tag them on success."""
     plan = plan_layered(resolution, [s.name for s in recipe.services], strategy)
     stages = Stages(progress)
-    with workspace(secrets.token_hex(6)) as work:
+    token = secrets.token_hex(6)
+    with workspace(token) as work, ExitStack() as private:
         with stages.stage(f"{strategy} base"):
             base_tmp = _build_base(recipe, resolution, plan, options, work)
-        # apt: one private APT root (fresh lists) serves every child's install
-        apt_root = (prepare_root(recipe, options.cache_dir)
+        # apt: one APT root of this run's own (fresh lists, a snapshot of the shared root
+        # taken under its lock) serves every child's install
+        apt_root = (private.enter_context(snapshot_root(recipe, options.cache_dir, token))
                     if recipe.distro.packager is Family.APT
                     and any(c.packages for c in plan.children) else None)
         children = []

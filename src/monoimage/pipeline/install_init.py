@@ -16,6 +16,7 @@ from monoimage.image import IMAGE_PYTHON, INIT_LAUNCHER, INIT_LIB, INIT_PACKAGE,
 from monoimage.plan.service_table import service_table_text, template_target
 from monoimage.recipe.model import Recipe
 from monoimage.tools.chroot import run_in_root
+from monoimage.tools.in_root import RootPathError, make_parents, writable_path, write_text
 from monoimage.tools.run import tail
 
 INIT_SOURCE = Path(__file__).parents[1] / "init"
@@ -48,27 +49,35 @@ def add_init(root: Path, recipe: Recipe) -> None:
 
 def add_init_program(root: Path) -> None:
     """monoimage-init's package and launcher, without a service table."""
-    package = root / INIT_PACKAGE.lstrip("/")
-    if package.exists():
+    package = writable_path(root, INIT_PACKAGE, "monoimage-init's package")
+    if package.is_dir():
         shutil.rmtree(package)
-    package.mkdir(parents=True)
+    make_parents(root, package)
+    package.mkdir()
     for source in sorted(INIT_SOURCE.glob("*.py")):
         write_file(root, f"{INIT_PACKAGE}/{source.name}", source.read_text(), 0o644)
     write_file(root, INIT_LAUNCHER, LAUNCHER_TEXT, 0o755)
 
 
 def add_service_table(root: Path, recipe: Recipe) -> None:
-    """The service table, and a link from each template's dest to where the init renders it."""
+    """The service table, and a link from each template's dest to where the init renders it.
+
+    A dest is resolved inside the image (`tools/in_root.py`): Debian's /var/run -> /run puts
+    a link for /var/run/x at the image's /run/x, never at the build host's.
+    """
     write_file(root, TABLE_PATH, service_table_text(recipe), 0o644)
     for service in recipe.services:
-        for template in service.templates:
-            link = root / template.dest.lstrip("/")
-            link.parent.mkdir(parents=True, exist_ok=True)
+        for index, template in enumerate(service.templates):
+            where = f"{service.source}: config.templates[{index}].dest"
+            link = writable_path(root, template.dest, where, follow_last=False)
+            make_parents(root, link)
             if link.is_symlink() or link.is_file():
                 link.unlink()
-            elif link.exists():
-                raise UserError(f"{service.source}: template dest {template.dest} is a "
-                                f"directory in the image")
+            elif link.is_dir():
+                raise RootPathError(f"{where}: {template.dest} is a directory in the image")
+            elif os.path.lexists(link):
+                raise RootPathError(f"{where}: {template.dest} is not a regular file in the "
+                                    f"image")
             link.symlink_to(template_target(template.dest))
 
 
@@ -91,8 +100,6 @@ def compile_init(root: Path) -> bool:
 
 
 def write_file(root: Path, path: str, text: str, mode: int) -> None:
-    """Write `text` at the image path `path` under `root`, parents made, with `mode`."""
-    target = root / path.lstrip("/")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
-    target.chmod(mode)
+    """Write `text` at the image path `path` under `root` (resolved inside it), parents made,
+    with `mode`."""
+    write_text(root, path, text, mode, where=f"the image's {path}")

@@ -18,7 +18,7 @@ from monoimage.recipe.versions import Constraint, Family
 BASE = "base"
 CONFIG_TOOLS = "config-tools"
 INIT_REQUESTER = "monoimage-init"
-# The in-image supervisor runs on the distro's minimal Python (see DESIGN.md).
+# The in-image supervisor runs on the distro's minimal Python (see docs/architecture.md).
 INIT_PACKAGES = {Family.APT: ("python3-minimal",), Family.DNF: ("python3",)}
 
 

@@ -43,7 +43,7 @@ def from_scratch(name: str) -> str:
 
 def from_image(name: str, image: str) -> str:
     """A new working container over a local image (never pulled); returns its name."""
-    return buildah("from", "--name", name, "--pull-never", image).strip()
+    return buildah("from", "--name", name, "--pull-never", "--", image).strip()
 
 
 
@@ -104,17 +104,17 @@ def commit(container: str, image: str, *, timestamp: int, image_format: str = "o
     """
     out = buildah("commit", "--quiet", "--format", image_format, "--timestamp", str(timestamp),
                   "--omit-history", "--identity-label=false", *(("--squash",) if squash else ()),
-                  "--rm=false", container, image)
+                  "--rm=false", "--", container, image)
     return out.strip().splitlines()[-1]
 
 
 def tag(image: str, *names: str) -> None:
-    buildah("tag", image, *names)
+    buildah("tag", "--", image, *names)
 
 
 def remove_image(ref: str) -> None:
     """Remove a name; the image itself goes only once it has no other name."""
-    buildah("rmi", ref)
+    buildah("rmi", "--", ref)
 
 
 def image_id(ref: str) -> str | None:
@@ -126,7 +126,7 @@ def image_id(ref: str) -> str | None:
 
 
 def inspect_image(ref: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(buildah("inspect", "--type", "image", ref))
+    data: dict[str, Any] = json.loads(buildah("inspect", "--type", "image", "--", ref))
     return data
 
 

@@ -44,7 +44,7 @@ def last_line(done: Completed) -> str:
 
 def image_inspect(ref: str) -> dict[str, Any]:
     """`podman image inspect REF`, or a UserError naming the image when it is not here."""
-    done = call("image", "inspect", ref)
+    done = call("image", "inspect", "--", ref)
     if done.exit_code != 0:
         raise PodmanError(f"image {ref}: not in local storage ({last_line(done)}); "
                           f"build it with `monoimage build` or pull it first")
@@ -53,11 +53,11 @@ def image_inspect(ref: str) -> dict[str, Any]:
 
 def image_mount(ref: str) -> Path:
     """Mount the image read-only; unmount with `image_unmount`."""
-    return Path(podman("image", "mount", ref).strip())
+    return Path(podman("image", "mount", "--", ref).strip())
 
 
 def image_unmount(ref: str) -> None:
-    call("image", "unmount", ref)
+    call("image", "unmount", "--", ref)
 
 
 def run_detached(args: list[str]) -> str:

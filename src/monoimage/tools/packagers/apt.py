@@ -9,9 +9,12 @@ except its sources (the default when the recipe names no repositories) and trust
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shlex
-from collections.abc import Sequence
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +32,7 @@ from monoimage.recipe.model import AptRepository, Recipe
 from monoimage.recipe.versions import Family
 from monoimage.tools.cache_dir import locked
 from monoimage.tools.packagers.base import register
+from monoimage.tools.packagers.cache import PRIVATE_FOLDER
 from monoimage.tools.run import ToolError, run, tail
 
 HOST_SOURCES = Path("/etc/apt")
@@ -78,7 +82,7 @@ class AptPackager:
     def resolve(self, recipe: Recipe, packages: PackageSet, *, cache_dir: Path) -> Resolution:
         # One private root per set of sources, shared by every build using this cache: a lock
         # keeps two resolutions from rewriting its status file under each other.
-        with locked(cache_dir / "apt" / "resolve.lock"):
+        with resolve_lock(cache_dir):
             root = prepare_root(recipe, cache_dir)
             seed = _seed_minimal_set(root, recipe)
             specs = [_spec(root, recipe, entry) for entry in packages.entries]
@@ -98,7 +102,7 @@ class AptPackager:
     def list_installed(self, root: Path) -> tuple[InstalledPackage, ...]:
         out = run(["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W", "-f",
                    ("${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\t"
-                    "${Installed-Size}\n")]).stdout
+                    "${Installed-Size}\n"), "--"]).stdout
         found = []
         for line in out.splitlines():
             status, name, version, arch, size = line.split("\t")
@@ -136,10 +140,50 @@ def mmdebstrap_argv(recipe: Recipe, resolution: Resolution, target: Path, *,
 
 
 def prepare_root(recipe: Recipe, cache_dir: Path) -> AptRoot:
-    """The private APT root for this recipe's sources, with fresh package lists."""
+    """The shared APT root for this recipe's sources, with fresh package lists.
+
+    Shared by every run using this cache: call it only under `resolve_lock` (work outside
+    the lock takes a `snapshot_root`)."""
     sources = _sources(recipe)
     key = hashlib.sha256(repr((sources, recipe.distro.architecture)).encode()).hexdigest()[:16]
-    path = cache_dir / "apt" / f"root-{key}"
+    root = _lay_out_root(recipe, cache_dir / "apt" / f"root-{key}", sources)
+    try:
+        root.apt("update", "-q", what="apt-get update (private root)")
+    except ToolError as err:
+        raise UserError(f"cannot read the package lists of {_where(recipe)}: {err}") from None
+    return root
+
+
+def resolve_lock(cache_dir: Path) -> AbstractContextManager[None]:
+    """The lock every use of a shared APT root takes: `apt-get update` rewrites its lists
+    and a resolution rewrites its status file."""
+    return locked(cache_dir / "apt" / "resolve.lock")
+
+
+@contextmanager
+def snapshot_root(recipe: Recipe, cache_dir: Path, token: str) -> Iterator[AptRoot]:
+    """A private APT root with fresh lists, for work that outlasts the resolve lock (a
+    layered build's downloads and child installs): the shared root's lists hard-linked into
+    it under the lock (`apt-get update` replaces a list by renaming a new file over it, so a
+    link keeps the old one whole); removed when the block ends."""
+    path = cache_dir / PRIVATE_FOLDER / f"apt-root-{token}"
+    shutil.rmtree(path, ignore_errors=True)
+    try:
+        with resolve_lock(cache_dir):
+            shared = prepare_root(recipe, cache_dir)
+            root = _lay_out_root(recipe, path, _sources(recipe))
+            lists = Path("var/lib/apt/lists")
+            for entry in sorted((shared.path / lists).iterdir()):
+                if entry.is_file() and not entry.is_symlink() and entry.name != "lock":
+                    _link_or_copy(entry, path / lists / entry.name)
+        yield root
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _lay_out_root(recipe: Recipe, path: Path, sources: tuple[tuple[str, str], ...]
+                  ) -> AptRoot:
+    """An APT root's folders, sources, `apt.conf` and an empty status file at `path`."""
     for sub in ("etc/apt/sources.list.d", "etc/apt/apt.conf.d", "etc/apt/preferences.d",
                 "var/lib/apt/lists/partial", "var/cache/apt/archives/partial", "var/lib/dpkg"):
         (path / sub).mkdir(parents=True, exist_ok=True)
@@ -157,11 +201,14 @@ def prepare_root(recipe: Recipe, cache_dir: Path) -> AptRoot:
         'Debug::NoLocking "true";', ""]))
     root = AptRoot(path, recipe.distro.architecture)
     root.status.write_text("")
-    try:
-        root.apt("update", "-q", what="apt-get update (private root)")
-    except ToolError as err:
-        raise UserError(f"cannot read the package lists of {_where(recipe)}: {err}") from None
     return root
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    try:
+        os.link(source, dest)
+    except OSError:  # another file system
+        shutil.copy2(source, dest)
 
 
 def _sources(recipe: Recipe) -> tuple[tuple[str, str], ...]:
@@ -214,7 +261,7 @@ def _seed_minimal_set(root: AptRoot, recipe: Recipe) -> dict[str, str]:
     patterns = [p if not p.startswith("?") else f"?narrow({suite},{p})"
                 for p in _VARIANT_SEEDS[variant]]
     root.status.write_text("")
-    out = root.apt("-s", "install", *patterns, what="apt-get -s (minimal set)")
+    out = root.apt("-s", "install", "--", *patterns, what="apt-get -s (minimal set)")
     seed = {m.group(1): m.group(2) for m in map(_INST.match, out.splitlines()) if m}
     if not seed:
         raise UserError(f"no essential packages found for release '{recipe.distro.release}' "
@@ -241,7 +288,7 @@ def _spec(root: AptRoot, recipe: Recipe, entry: PackageEntry) -> str:
     if not entry.constraints:
         return name
     try:
-        out = root.cache("show", name, what=f"apt-cache show {name}")
+        out = root.cache("show", "--", name, what=f"apt-cache show {name}")
     except ToolError:
         out = ""
     available = sorted({p["Version"] for p in Deb822.iter_paragraphs(out.splitlines())
@@ -254,7 +301,7 @@ def _simulate(root: AptRoot, specs: list[str], packages: PackageSet
               ) -> tuple[dict[str, str], set[str]]:
     """What `apt-get install` would add (name → version) and remove, on top of the seed."""
     try:
-        out = root.apt("-s", "install", *specs, what="apt-get -s install")
+        out = root.apt("-s", "install", "--", *specs, what="apt-get -s install")
     except ToolError as err:
         missing = re.findall(r"Unable to locate package (\S+)", str(err))
         if missing:
@@ -272,7 +319,7 @@ def _show(root: AptRoot, versions: dict[str, str]) -> dict[str, Deb822]:
     """The repository record of each exact version, by name."""
     if not versions:
         return {}
-    out = root.cache("show",
+    out = root.cache("show", "--",
                      *[f"{name}={version}" for name, version in sorted(versions.items())],
                      what="apt-cache show")
     records: dict[str, Deb822] = {}

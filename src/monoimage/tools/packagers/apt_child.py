@@ -16,6 +16,7 @@ from monoimage.errors import UserError
 from monoimage.plan.resolution import ResolvedPackage
 from monoimage.recipe.model import Recipe
 from monoimage.tools import buildah
+from monoimage.tools.in_root import writable_path
 from monoimage.tools.packagers.apt import AptRoot
 from monoimage.tools.packagers.cache import deb_file_name
 from monoimage.tools.run import tail
@@ -60,14 +61,15 @@ def install_in_container(recipe: Recipe, apt_root: AptRoot, container: str, root
                            if not line.startswith(("debconf:", "W: ")))
         raise UserError(f"apt-get install in a {recipe.name} child container failed "
                         f"(exit {done.exit_code}):\n" + tail(output, 15))
-    machine_id = root / "etc/machine-id"
+    machine_id = writable_path(root, "/etc/machine-id", "the child's /etc/machine-id",
+                               follow_last=False)
     if machine_id.is_file() and not machine_id.is_symlink() and machine_id.stat().st_size:
         machine_id.write_text("")  # as mmdebstrap leaves it: empty, filled at boot
 
 
 def _remove_mount_points(root: Path) -> None:
     """buildah leaves the bind mounts' (empty) mount points in the container: remove them."""
-    top = root / APT_MOUNTS.lstrip("/")
+    top = writable_path(root, APT_MOUNTS, "the child's apt mount points")
     if top.is_dir():
         for sub in top.iterdir():
             if sub.is_dir() and not any(sub.iterdir()):

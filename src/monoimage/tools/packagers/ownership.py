@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monoimage.recipe.versions import Family
+from monoimage.tools.in_root import resolve_in_root
 from monoimage.tools.packagers.dnf import DBPATH
 from monoimage.tools.run import run
 
 DPKG_INFO = "var/lib/dpkg/info"
 DPKG_DIVERSIONS = "var/lib/dpkg/diversions"
-_MAX_LINKS = 40
 
 Ownership = dict[str, tuple[str, ...]]  # "/usr/bin/x" → owning package names, sorted
 
@@ -147,34 +147,10 @@ def canonical_ownership(root: Path, pairs: Iterable[tuple[str, str]]) -> Ownersh
     return {path: tuple(sorted(names)) for path, names in sorted(owners.items())}
 
 
-def resolve_dir(root: Path, path: str, memo: dict[str, str] | None = None,
-                depth: int = 0) -> str:
-    """`path` (a directory, absolute inside `root`) with every symlink resolved inside `root`."""
-    memo = {} if memo is None else memo
-    if path in memo:
-        return memo[path]
-    if depth > _MAX_LINKS:
-        raise ValueError(f"{root}: too many levels of symbolic links at {path}")
-    current = "/"
-    parts = [p for p in path.split("/") if p]
-    for index, part in enumerate(parts):
-        candidate = posixpath.join(current, part)
-        if part == "..":
-            current = posixpath.dirname(current.rstrip("/")) or "/"
-            continue
-        full = root / candidate.lstrip("/")
-        if full.is_symlink():
-            target = os.readlink(full)
-            joined = target if target.startswith("/") else posixpath.join(current, target)
-            rest = "/".join(parts[index + 1:])
-            resolved = resolve_dir(root, posixpath.normpath(joined), memo, depth + 1)
-            answer = resolve_dir(root, posixpath.join(resolved, rest), memo, depth + 1) \
-                if rest else resolved
-            memo[path] = answer
-            return answer
-        current = candidate
-    memo[path] = current
-    return current
+def resolve_dir(root: Path, path: str, memo: dict[str, str] | None = None) -> str:
+    """`path` (a directory, absolute inside `root`) with every symlink resolved inside `root`
+    (`tools/in_root.py`, the one resolver of image paths)."""
+    return resolve_in_root(root, path, memo=memo)
 
 
 def owned_bytes(root: Path, ownership: Mapping[str, tuple[str, ...]]) -> dict[str, int]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from monoimage.plan.resolution import ResolvedPackage
 from monoimage.recipe.model import AptRepository, Recipe
-from monoimage.tools.packagers.apt import prepare_root
+from monoimage.tools.packagers.apt import snapshot_root
 from monoimage.tools.run import require, run
 
 UPDATE_SUFFIX = "+monoimage1"
@@ -64,10 +64,10 @@ def make_update_repository(recipe: Recipe, package: ResolvedPackage, dest: Path,
 
 
 def _download(recipe: Recipe, package: ResolvedPackage, work: Path, cache_dir: Path) -> Path:
-    root = prepare_root(recipe, cache_dir)
-    run(["apt-get", "-q", "download", "--", f"{package.name}={package.version}"],
-        env=root.env, cwd=work, what=f"apt-get download {package.name}={package.version}",
-        tail_lines=10)
+    with snapshot_root(recipe, cache_dir, work.name) as root:
+        run(["apt-get", "-q", "download", "--", f"{package.name}={package.version}"],
+            env=root.env, cwd=work, what=f"apt-get download {package.name}={package.version}",
+            tail_lines=10)
     return next(work.glob(f"{package.name}_*.deb"))
 
 
