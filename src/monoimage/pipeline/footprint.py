@@ -24,6 +24,7 @@ from monoimage.footprint.changes import ImageChange, image_changes
 from monoimage.footprint.estimate import APT_CALIBRATION, Calibration, Estimate, estimate_report
 from monoimage.footprint.figures import (
     MONOIMAGE,
+    MONOIMAGE_SINGLE,
     FootprintReport,
     PackageOwner,
     Strategy,
@@ -34,6 +35,7 @@ from monoimage.footprint.pull_check import Deployment, PullCheck, check_pulls
 from monoimage.footprint.report import FootprintFacts
 from monoimage.pipeline.build import BuildOptions, build, resolve
 from monoimage.pipeline.comparators import LayeredOptions, build_layered
+from monoimage.pipeline.single_variant import single_reference, squash_image
 from monoimage.pipeline.stages import Progress, Stages
 from monoimage.plan.comparator_plan import STRATEGIES
 from monoimage.plan.day2 import (
@@ -201,7 +203,8 @@ def resolve_day2(recipe: Recipe, options: FootprintOptions) -> Resolution:
 
 def build_strategies(recipe: Recipe, resolution: Resolution, options: FootprintOptions,
                      tag: str, stages: Stages) -> tuple[StrategyImages, ...]:
-    """monoimage's golden image and both layered comparators, from one pinned closure."""
+    """monoimage's golden image, its single variant and both layered comparators, from one
+    pinned closure."""
     golden = f"localhost/{recipe.name}:{tag}"
     with stages.stage(f"{MONOIMAGE} golden image"):
         build(recipe, BuildOptions(
@@ -209,6 +212,11 @@ def build_strategies(recipe: Recipe, resolution: Resolution, options: FootprintO
             source_date_epoch=options.source_date_epoch,
             with_init_python=options.with_init_python), resolution=resolution)
     strategies = [StrategyImages(MONOIMAGE, (golden,))]
+    if recipe.layering.policy != "single":
+        single = single_reference(golden)
+        with stages.stage(f"{MONOIMAGE_SINGLE} (squashed)"):
+            squash_image(golden, single, timestamp=options.source_date_epoch)
+        strategies.append(StrategyImages(MONOIMAGE_SINGLE, (single,)))
     layered_options = LayeredOptions(tag=tag, cache_dir=options.cache_dir,
                                      source_date_epoch=options.source_date_epoch)
     for strategy in STRATEGIES:
