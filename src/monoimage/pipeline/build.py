@@ -21,10 +21,12 @@ from monoimage.image import (
 )
 from monoimage.pipeline.install_init import add_init, compile_init, is_init_path, write_file
 from monoimage.pipeline.layer_commit import commit_layers, split_root
+from monoimage.pipeline.previous_image import PreviousImage, named_previous, tagged_previous
 from monoimage.pipeline.rootfs import install_root, strip_root
 from monoimage.pipeline.stages import Progress, Stages
 from monoimage.pipeline.workspace import workspace
 from monoimage.plan.image_config import ImageConfig, golden_image_config
+from monoimage.plan.layer_record import record_text
 from monoimage.plan.merge import plan
 from monoimage.plan.resolution import Resolution
 from monoimage.plan.sbom import digest, manifest, spdx, to_json
@@ -45,6 +47,8 @@ class BuildOptions:
     with_init_python: bool = True  # False: the image has no interpreter for monoimage-init
     image_format: str = "oci"  # "docker" also keeps HEALTHCHECK
     build_id: str = field(default_factory=lambda: secrets.token_hex(6))  # names temporaries
+    previous: str | None = None  # keep this image's layers (layering: packages)
+    keep_tagged: bool = True  # without `previous`: keep the layers of the image under the tag
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ class BuildResult:
     manifest_digest: str
     stage_seconds: tuple[tuple[str, float], ...]
     layers: tuple[LayerSummary, ...] = ()  # bottom first
+    previous: str | None = None  # the image whose layer plan this build kept
+    layer_note: str = ""  # kept the previous plan, or why it planned from scratch
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -83,6 +89,7 @@ class BuildResult:
             "stages": dict(self.stage_seconds),
             "layers": [{"name": x.name, "packages": list(x.packages), "bytes": x.bytes}
                        for x in self.layers],
+            "previous": self.previous, "layer_note": self.layer_note,
         }
 
 
@@ -112,6 +119,7 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
     reference = options.tag or recipe.reference
     out_dir = options.out_dir or Path("out") / recipe.name
     packager = packager_for(recipe.distro.packager)
+    previous, layer_note = previous_image(recipe, options, reference)
 
     with stages.stage("resolve") as note:
         if resolution is None:
@@ -149,22 +157,26 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
             write_file(root, SBOM_PATH, sbom_text, 0o644)
             rootfs_bytes = _tree_bytes(root)
             note(f"{_mib(rootfs_bytes)} image root")
+        record: str | None = None
         if recipe.layering.policy == "single":
             top = staging
             layers: tuple[LayerSummary, ...] = (
                 LayerSummary("rootfs", tuple(p.name for p in installed), rootfs_bytes),)
         else:
             with stages.stage("layers") as note:
-                _plan, planned = split_root(root, recipe, resolution, installed,
-                                            is_init_path(recipe))
+                layer_plan, planned = split_root(
+                    root, recipe, resolution, installed, is_init_path(recipe),
+                    previous=previous.record.plan if previous else None)
                 top = commit_layers(root, planned, work, timestamp=options.source_date_epoch,
                                     image_format=options.image_format)
                 layers = tuple(LayerSummary(x.name, x.packages, x.bytes) for x in planned)
-                note(f"{len(planned)} layers")
+                record = record_text(recipe, layer_plan, {p.name: p.version for p in installed})
+                layer_note = layer_plan.note or layer_note
+                note(f"{len(planned)} layers" + (f"; {layer_note}" if layer_note else ""))
         with stages.stage("config"):
             if top == staging:
                 buildah.umount(staging)
-            buildah.configure(top, image_config(recipe, options, manifest_digest))
+            buildah.configure(top, image_config(recipe, options, manifest_digest, record))
         with stages.stage("commit") as note:
             temporary = work.temporary_image()
             image_id = buildah.commit(top, temporary, timestamp=options.source_date_epoch,
@@ -185,14 +197,26 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
         download_bytes=resolution.download_size, installed_bytes=resolution.installed_size,
         stripped_bytes=sum(s.bytes for s in stripped), manifest_path=manifest_path,
         sbom_path=sbom_path, manifest_digest=manifest_digest,
-        stage_seconds=tuple(stages.seconds.items()), layers=layers)
+        stage_seconds=tuple(stages.seconds.items()), layers=layers,
+        previous=previous.reference if previous else None, layer_note=layer_note)
 
 
-def image_config(recipe: Recipe, options: BuildOptions, manifest_digest: str) -> ImageConfig:
+def previous_image(recipe: Recipe, options: BuildOptions, reference: str
+                   ) -> tuple[PreviousImage | None, str]:
+    """The image whose layer plan the build keeps (checked before any work), and a note."""
+    if options.previous is not None:
+        return named_previous("--previous", options.previous, recipe), ""
+    if options.keep_tagged:
+        return tagged_previous(reference, recipe)
+    return None, ""
+
+
+def image_config(recipe: Recipe, options: BuildOptions, manifest_digest: str,
+                 layer_record: str | None = None) -> ImageConfig:
     """The golden image's config for these build options."""
     return golden_image_config(recipe, manifest_digest=manifest_digest,
                                source_date_epoch=options.source_date_epoch,
-                               image_format=options.image_format)
+                               image_format=options.image_format, layer_record=layer_record)
 
 
 def _tree_bytes(root: Path) -> int:

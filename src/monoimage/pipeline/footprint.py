@@ -129,7 +129,8 @@ def run_footprint(recipe: Recipe, options: FootprintOptions,
     updated: tuple[StrategyImages, ...] = ()
     if days.after is not None and days.after_resolution is not None:
         updated = build_strategies(days.after, days.after_resolution, options,
-                                   options.tag + DAY2_SUFFIX, stages)
+                                   options.tag + DAY2_SUFFIX, stages,
+                                   previous=images[0].references[0])
     with stages.stage("measure"):
         first = _load(images, options.oci_cache)
         second = _load(updated, options.oci_cache)
@@ -202,15 +203,18 @@ def resolve_day2(recipe: Recipe, options: FootprintOptions) -> Resolution:
 
 
 def build_strategies(recipe: Recipe, resolution: Resolution, options: FootprintOptions,
-                     tag: str, stages: Stages) -> tuple[StrategyImages, ...]:
+                     tag: str, stages: Stages, *, previous: str | None = None
+                     ) -> tuple[StrategyImages, ...]:
     """monoimage's golden image, its single variant and both layered comparators, from one
-    pinned closure."""
+    pinned closure; the golden image keeps the layers of `previous` (day 1's, on day 2) and
+    otherwise plans from scratch, whatever an earlier run left under the tag."""
     golden = f"localhost/{recipe.name}:{tag}"
     with stages.stage(f"{MONOIMAGE} golden image"):
         build(recipe, BuildOptions(
             tag=golden, cache_dir=options.cache_dir, out_dir=options.out_dir,
             source_date_epoch=options.source_date_epoch,
-            with_init_python=options.with_init_python), resolution=resolution)
+            with_init_python=options.with_init_python, previous=previous,
+            keep_tagged=False), resolution=resolution)
     strategies = [StrategyImages(MONOIMAGE, (golden,))]
     if recipe.layering.policy != "single":
         single = single_reference(golden)

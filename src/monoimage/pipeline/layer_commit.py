@@ -38,14 +38,15 @@ class LayerFiles:
 
 
 def split_root(root: Path, recipe: Recipe, resolution: Resolution,
-               installed: Sequence[InstalledPackage], is_init: Callable[[str], bool]
-               ) -> tuple[LayerPlan, tuple[LayerFiles, ...]]:
-    """The layer plan for the staged `root` and each layer's paths; empty layers left out."""
+               installed: Sequence[InstalledPackage], is_init: Callable[[str], bool], *,
+               previous: LayerPlan | None = None) -> tuple[LayerPlan, tuple[LayerFiles, ...]]:
+    """The layer plan for the staged `root` (keeping `previous`) and each layer's paths;
+    empty layers left out."""
     owners = read_ownership(root, recipe.distro.packager)
     present = {p.name for p in installed}
     packages = [p for p in resolution.packages if p.name in present]
     plan = plan_layers(recipe.layering, packages, sizes=owned_bytes(root, owners),
-                       needed_by=resolution.needed_by())
+                       needed_by=resolution.needed_by(), previous=previous)
     assigned = assign_paths(plan, owners, root_entries(root), is_init)
     layers = []
     for layer, paths in zip(plan.layers, assigned, strict=True):
