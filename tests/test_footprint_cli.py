@@ -98,7 +98,8 @@ def test_footprint_measures_day2_verifies_on_a_registry_and_writes_json_and_char
                                                       "kolla-style", "shared-base"]
     assert doc["verdict"].startswith("monoimage pulls ")
     assert doc["update"]["changes"] == [{"name": "libshared", "before": "1.0-1",
-                                         "after": "1.0-2"}]
+                                         "after": "1.0-2", "services": ["alpha", "beta"],
+                                         "base": False, "config_only": False}]
     kolla = doc["strategies"][2]
     assert kolla["images"][0] == f"localhost/{name}-kolla-style-base:t"
     assert kolla["day2_images"][0] == f"localhost/{name}-kolla-style-base:t-day2"

@@ -7,14 +7,13 @@ A tiny recipe (minbase, busybox, libtirpc3) keeps it to two builds of about a mi
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from buildsupport import remove_images, unique_tag, write_tiny_recipe
+from footprint_support import apt_readable_folder
 from monoimage.pipeline.build import BuildOptions, build, resolve
 from monoimage.plan.day2 import PackageUpdate, update_recipes, version_changes
 from monoimage.recipe.load import load_recipe
@@ -40,12 +39,8 @@ def _diff_ids(reference: str) -> list[str]:
 
 @pytest.fixture
 def repo_dir() -> Iterator[Path]:
-    """A folder apt's unprivileged _apt user can read the repository key from (pytest's
-    temporary folders are 0700 up to /tmp)."""
-    folder = Path(tempfile.mkdtemp(prefix="monoimage-test-update-"))
-    folder.chmod(0o755)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
+    with apt_readable_folder() as folder:
+        yield folder
 
 
 def test_a_one_package_update_keeps_every_other_layer_digest(tmp_path: Path, repo_dir: Path

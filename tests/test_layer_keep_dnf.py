@@ -8,6 +8,7 @@ of its own), and a new service that makes a package shared (it would move tier).
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,16 +17,21 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from buildsupport import leftovers, remove_images, unique_tag
+from buildsupport import leftovers, opened, remove_images, unique_tag
 from monoimage.cli import main
 from monoimage.errors import UserError
-from monoimage.image import LABEL_LAYER_PLAN
+from monoimage.footprint.figures import day2
+from monoimage.image import LABEL_LAYER_PLAN, MANIFEST_PATH
 from monoimage.pipeline.build import BuildOptions, BuildResult, build
+from monoimage.pipeline.delta_commit import read_tree
 from monoimage.pipeline.single_variant import single_reference, squash_image
+from monoimage.plan.delta import Entry, diff_trees
 from monoimage.plan.layer_record import parse_record
 from monoimage.recipe.load import load_recipe
 from monoimage.tools import buildah
 from monoimage.tools.cache_dir import default_cache_dir
+from monoimage.tools.packagers.dnf import DBPATH
+from monoimage.tools.skopeo import load_image
 from recipe_files import write_recipe
 from rpmrepo import EDGE_FIXTURE, RpmSpec, make_rpm_repo
 
@@ -140,10 +146,11 @@ def test_a_rebuild_under_the_same_tag_keeps_the_tagged_image_s_layers(day1: Day1
         remove_images(tag)
 
 
+@pytest.mark.parametrize("option", ["--previous", "--delta-from"])
 @pytest.mark.parametrize("case", ["missing", "not-monoimage", "single", "other-recipe",
                                   "bad-reference"])
 def test_a_previous_image_that_cannot_serve_stops_the_build_before_any_work(
-        day1: Day1, tmp_path: Path, case: str) -> None:
+        day1: Day1, tmp_path: Path, case: str, option: str) -> None:
     tag = unique_tag("rpm-keep-bad")
     made: list[str] = []
     previous = {"missing": "localhost/monoimage-test-no-such-image:x",
@@ -164,7 +171,8 @@ def test_a_previous_image_that_cannot_serve_stops_the_build_before_any_work(
         _build(other / "image.yaml", previous, tmp_path / "out-other", keep_tagged=False)
     made.append(previous)
     options = BuildOptions(tag=tag, cache_dir=default_cache_dir(), out_dir=tmp_path / "out",
-                           with_init_python=False, previous=previous)
+                           with_init_python=False,
+                           **{option.removeprefix("--").replace("-", "_"): previous})
     expected = {"missing": "no such image in local storage",
                 "not-monoimage": "the image was not built by monoimage",
                 "single": "without layers by package (layering: single)",
@@ -174,14 +182,117 @@ def test_a_previous_image_that_cannot_serve_stops_the_build_before_any_work(
     try:
         with pytest.raises(UserError) as error:
             build(load_recipe(_recipe(tmp_path / "recipe", day1.repo)), options)
-        assert str(error.value).startswith("--previous ") and expected in str(error.value)
+        assert str(error.value).startswith(f"{option} ") and expected in str(error.value)
         assert "\n" not in str(error.value)
         assert buildah.image_id(tag) is None and leftovers(options.build_id) == ([], [])
         assert not (tmp_path / "out").exists()
         result = CliRunner().invoke(main, ["build", str(tmp_path / "recipe" / "image.yaml"),
-                                           "-t", tag, "--previous", previous, "-q"])
+                                           "-t", tag, option, previous, "-q"])
         assert result.exit_code == 2
         assert result.stderr.strip().splitlines() == [f"monoimage: {error.value}"]
         assert buildah.image_id(tag) is None
     finally:
         remove_images(tag, *(m for m in made if m.startswith("localhost/monoimage-test-")))
+
+
+# ------------------------------------------------------------------ delta updates
+
+
+def _tree(reference: str) -> dict[str, Entry]:
+    with opened(reference) as (_container, root):
+        return read_tree(root)
+
+
+@pytest.mark.parametrize("case", ["update", "service-removed"])
+def test_a_delta_is_the_previous_layers_plus_one_layer_of_exactly_what_changed(
+        day1: Day1, tmp_path: Path, case: str) -> None:
+    if case == "update":
+        repo = make_rpm_repo(tmp_path / "repo", [*EDGE_FIXTURE, BIG_LIBSHARED])
+        recipe = _recipe(tmp_path / "recipe", repo)
+    else:  # beta's files are most of this tiny image: let the delta hide them all
+        recipe = _recipe(tmp_path / "recipe", day1.repo, ("alpha",))
+        recipe.write_text(recipe.read_text() + "layering: {max_shadowed: 1}\n")
+    tag, again, plain = (unique_tag(f"rpm-delta-{n}") for n in ("a", "b", "plain"))
+    try:
+        delta = _build(recipe, tag, tmp_path / "out", delta_from=day1.result.reference)
+        twice = _build(recipe, again, tmp_path / "out2", delta_from=day1.result.reference)
+        _build(recipe, plain, tmp_path / "out3", previous=day1.result.reference)
+        before, after = _diff_ids(day1.result.reference), _diff_ids(tag)
+        rebuilt = _tree(plain)
+        expected = diff_trees(_tree(day1.result.reference), rebuilt)
+        assert _tree(tag) == rebuilt  # the delta image holds what a rebuild holds
+        top = load_image(tag).layers[-1]
+    finally:
+        remove_images(tag, again, plain)
+    assert delta.delta is not None, delta.layer_note
+    assert after[:-1] == before and len(after) == len(before) + 1  # byte for byte, plus one
+    assert twice.digest == delta.digest  # reproducible
+    assert delta.delta is not None and delta.delta.chain.deltas == 1
+    entries = {"/" + f.path.strip("/"): f.kind for f in top.files}
+    whiteouts = {p for p, kind in entries.items() if kind == "whiteout"}
+    assert whiteouts == set(expected.removed)
+    copied = {p for p, kind in entries.items() if kind not in ("dir", "whiteout")}
+    assert copied == {p for p in expected.changed if rebuilt[p].kind != "dir"}
+    assert f"{DBPATH}/rpmdb.sqlite" in copied and MANIFEST_PATH in copied
+    if case == "update":
+        assert "/usr/lib/libshared.so.1" in copied
+        assert whiteouts == {"/usr/share/libshared"}  # 1.2's VERSION file is gone in 1.3
+        assert delta.layers[0].packages == ("libshared",)
+    else:
+        assert "/usr/bin/beta-agent" in whiteouts
+        assert set(delta.layers[0].packages) == {"beta-agent", "beta-tools"}
+
+
+def test_the_delta_chain_compacts_at_its_length_and_says_so(day1: Day1, tmp_path: Path
+                                                             ) -> None:
+    repo = make_rpm_repo(tmp_path / "repo", [*EDGE_FIXTURE, BIG_LIBSHARED])
+    recipe = _recipe(tmp_path / "recipe", repo)
+    text = recipe.read_text() + "layering: {policy: packages, updates: delta, max_deltas: 1}\n"
+    recipe.write_text(text)
+    first, second = unique_tag("rpm-chain-1"), unique_tag("rpm-chain-2")
+    try:
+        one = _build(recipe, first, tmp_path / "out", previous=day1.result.reference)
+        gamma = _recipe(tmp_path / "recipe2", repo, ("alpha", "beta", "gamma"))
+        gamma.write_text(gamma.read_text() + text.split("services: [alpha, beta]\n")[1])
+        two = _build(gamma, second, tmp_path / "out2", previous=first)
+        base, chained, compacted = (_diff_ids(r) for r in (day1.result.reference, first,
+                                                              second))
+    finally:
+        remove_images(first, second)
+    assert one.delta is not None and chained[:-1] == base  # updates: delta, from the recipe
+    assert two.delta is None and "compacted the delta chain" in two.layer_note
+    assert "2 delta layers would pass layering.max_deltas (1)" in two.layer_note
+    assert len(compacted) == len(base)  # layers by package again, the same plan
+    libshared = next(i for i, x in enumerate(two.layers) if "libshared" in x.packages)
+    assert {i for i, (a, b) in enumerate(zip(base, compacted, strict=True)) if a != b} <= \
+        {libshared, len(base) - 2, len(base) - 1}
+
+
+# ------------------------------------------------------------------ what an update touches
+
+
+def test_a_day2_build_and_monoimage_diff_say_what_changed_and_who_runs_it(
+        day1: Day1, tmp_path: Path) -> None:
+    repo = make_rpm_repo(tmp_path / "repo", [*EDGE_FIXTURE, BIG_LIBSHARED])
+    tag = unique_tag("rpm-keep-diff")
+    try:
+        result = _build(_recipe(tmp_path / "recipe", repo), tag, tmp_path / "out",
+                        previous=day1.result.reference)
+        assert [c.as_json() for c in result.changes] == [
+            {"name": "libshared", "before": "1.2-1", "after": "1.3-1",
+             "services": ["alpha", "beta"], "base": False, "config_only": False}]
+        shown = CliRunner().invoke(main, ["diff", day1.result.reference, tag])
+        as_json = CliRunner().invoke(main, ["diff", day1.result.reference, tag, "--json"])
+        bad = CliRunner().invoke(main, ["diff", day1.result.reference,
+                                        "localhost/monoimage-test-none:x"])
+        old, new = load_image(day1.result.reference), load_image(tag)
+    finally:
+        remove_images(tag)
+    assert shown.exit_code == 0, shown.output
+    assert "libshared: 1.2-1 → 1.3-1, in alpha, beta" in shown.stdout
+    doc = json.loads(as_json.stdout)
+    assert doc["changes"] == [c.as_json() for c in result.changes]
+    assert doc["pull"]["bytes"] == day2([old], [new]).bytes
+    assert doc["kept_layers"] == doc["layers"] - 2  # libshared's layer and the metadata layer
+    assert bad.exit_code == 2 and "NEW localhost/monoimage-test-none:x: no such image" in \
+        bad.stderr

@@ -43,11 +43,14 @@ from monoimage.tools.cache_dir import default_cache_dir
                    "when monoimage built it by package).")
 @click.option("--no-previous", is_flag=True,
               help="Plan the layers from scratch, whatever the target tag holds.")
+@click.option("--delta-from", metavar="IMAGE",
+              help="A delta update: IMAGE's layers byte for byte plus one layer of what "
+                   "changed (a long chain compacts; see layering.max_deltas).")
 @click.option("--build-id", hidden=True, help="Names the temporary container and image.")
 def build_command(recipe: Path, tag: str | None, quiet: bool, as_json: bool,
                   cache_dir: Path | None, out_dir: Path | None, source_date_epoch: int | None,
                   image_format: str, no_init_python: bool, previous: str | None,
-                  no_previous: bool, build_id: str | None) -> None:
+                  no_previous: bool, delta_from: str | None, build_id: str | None) -> None:
     """Build the golden image of RECIPE with buildah; tag it only if every stage succeeds."""
     console = Console(stderr=True, quiet=quiet)
     if previous is not None and no_previous:
@@ -58,7 +61,7 @@ def build_command(recipe: Path, tag: str | None, quiet: bool, as_json: bool,
         source_date_epoch=(source_date_epoch if source_date_epoch is not None
                            else _env_epoch()),
         with_init_python=not no_init_python, image_format=image_format,
-        previous=previous, keep_tagged=not no_previous)
+        previous=previous, keep_tagged=not no_previous, delta_from=delta_from)
     if build_id:
         options = dataclasses.replace(options, build_id=build_id)
     started = time.monotonic()
@@ -75,6 +78,9 @@ def _summary(console: Console, result: BuildResult, seconds: float) -> None:
     console.print(f"[bold]{result.reference}[/] {result.image_id[:12]}  "
                   f"{result.packages} packages, {result.rootfs_bytes / 2**20:.1f} MiB unpacked, "
                   f"{result.stripped_bytes / 2**20:.1f} MiB stripped, {seconds:.0f}s")
+    for change in result.changes:
+        console.print(f"changed: {change.name} {change.before or '(new)'} → "
+                      f"{change.after or '(removed)'}, in {change.touches}")
     if result.layer_note or result.previous:
         console.print(f"layers: {result.layer_note or 'kept'}"
                       + (f" (previous image {result.previous})" if result.previous else ""))

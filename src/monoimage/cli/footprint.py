@@ -107,6 +107,8 @@ def footprint_command(recipe: Path, update_spec: str | None, simulate_update: st
             tempfile.TemporaryDirectory(prefix="monoimage-update-repo-") as scratch:
         update = parse_update(update_spec) if update_spec else None
         if simulate_update:
+            # apt verifies the repository with the key in there as its unprivileged _apt user
+            Path(scratch).chmod(0o755)
             update, repo = _simulated_update(loaded, simulate_update, Path(scratch), cache,
                                              not no_init_python)
             extra_repos += (repo,)
@@ -283,6 +285,8 @@ def _print_day2(console: Console, result: FootprintRun | Estimate) -> None:
     changes = ", ".join(f"{c.name} {c.before or '(none)'} → {c.after or '(removed)'}"
                         for c in result.version_changes)
     console.print(f"day 2 ({result.update}): {changes}")
+    for impact in result.impacts:
+        console.print(f"  {impact.name}: in {impact.touches}")
     if not isinstance(result, FootprintRun):
         return
     for strategy in result.changes:

@@ -45,6 +45,7 @@ from monoimage.plan.comparator_plan import STRATEGIES, plan_layered
 from monoimage.plan.day2 import PackageUpdate, VersionChange
 from monoimage.plan.layer_plan import plan_layers
 from monoimage.plan.resolution import Resolution, ResolvedPackage
+from monoimage.plan.update_impact import PackageImpact
 from monoimage.recipe.model import Layering, Recipe
 from monoimage.recipe.versions import Family
 
@@ -107,12 +108,14 @@ class Estimate:
     calibration: Calibration
     update: PackageUpdate | None = None
     version_changes: tuple[VersionChange, ...] = ()
+    impacts: tuple[PackageImpact, ...] = ()
 
     def facts(self) -> FootprintFacts:
         """What the JSON report says of this estimate."""
         return FootprintFacts(
             recipe=self.recipe, packages=len(self.resolution.packages), report=self.report,
             rollouts=self.rollouts, update=self.update, version_changes=self.version_changes,
+            impacts=self.impacts,
             calibration=self.calibration.as_json())
 
 

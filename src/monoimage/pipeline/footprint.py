@@ -46,6 +46,7 @@ from monoimage.plan.day2 import (
     version_changes,
 )
 from monoimage.plan.resolution import Resolution
+from monoimage.plan.update_impact import PackageImpact, facts_from_resolution, update_impact
 from monoimage.recipe.model import Recipe
 from monoimage.recipe.versions import Family
 from monoimage.tools import buildah
@@ -102,6 +103,7 @@ class FootprintRun:
     update: PackageUpdate | None = None
     updated_images: tuple[StrategyImages, ...] = ()
     version_changes: tuple[VersionChange, ...] = ()
+    impacts: tuple[PackageImpact, ...] = ()
     changes: tuple[StrategyChanges, ...] = ()
     checks: tuple[PullCheck, ...] = ()
 
@@ -115,6 +117,7 @@ class FootprintRun:
         return FootprintFacts(
             recipe=self.recipe, packages=len(self.resolution.packages), report=self.report,
             rollouts=self.rollouts, update=self.update, version_changes=self.version_changes,
+            impacts=self.impacts,
             images={s.name: s.references for s in self.images},
             updated_images={s.name: s.references for s in self.updated_images},
             changes={s.name: s.images for s in self.changes}, checks=self.checks)
@@ -145,7 +148,8 @@ def run_footprint(recipe: Recipe, options: FootprintOptions,
     return FootprintRun(
         recipe=recipe, resolution=days.resolution, images=images, report=report,
         rollouts=strategy_rollouts(report.strategies, options.fleet), update=options.update,
-        updated_images=updated, version_changes=days.changes, changes=changes, checks=checks)
+        updated_images=updated, version_changes=days.changes, impacts=days.impacts,
+        changes=changes, checks=checks)
 
 
 def estimate_footprint(recipe: Recipe, options: FootprintOptions,
@@ -156,7 +160,7 @@ def estimate_footprint(recipe: Recipe, options: FootprintOptions,
     report = estimate_report(recipe, days.resolution, days.after_resolution, calibration)
     return Estimate(recipe, days.resolution, report,
                     strategy_rollouts(report.strategies, options.fleet), calibration,
-                    options.update, days.changes)
+                    options.update, days.changes, days.impacts)
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,15 @@ class Days:
     after: Recipe | None = None
     after_resolution: Resolution | None = None
     changes: tuple[VersionChange, ...] = ()
+
+    @property
+    def impacts(self) -> tuple[PackageImpact, ...]:
+        """The version changes, with the services whose runtime closures hold them."""
+        if self.after_resolution is None:
+            return ()
+        return update_impact(facts_from_resolution(self.resolution),
+                             facts_from_resolution(self.after_resolution),
+                             [s.name for s in self.before.services])
 
 
 def resolve_days(recipe: Recipe, options: FootprintOptions, stages: Stages) -> Days:
@@ -213,8 +226,8 @@ def build_strategies(recipe: Recipe, resolution: Resolution, options: FootprintO
         build(recipe, BuildOptions(
             tag=golden, cache_dir=options.cache_dir, out_dir=options.out_dir,
             source_date_epoch=options.source_date_epoch,
-            with_init_python=options.with_init_python, previous=previous,
-            keep_tagged=False), resolution=resolution)
+            with_init_python=options.with_init_python, keep_tagged=False,
+            **_day2_layers(recipe, previous)), resolution=resolution)
     strategies = [StrategyImages(MONOIMAGE, (golden,))]
     if recipe.layering.policy != "single":
         single = single_reference(golden)
@@ -227,6 +240,13 @@ def build_strategies(recipe: Recipe, resolution: Resolution, options: FootprintO
         built = build_layered(recipe, resolution, strategy, layered_options, stages.progress)
         strategies.append(StrategyImages(strategy, built.references))
     return tuple(strategies)
+
+
+def _day2_layers(recipe: Recipe, previous: str | None) -> dict[str, str]:
+    """Day 2 keeps day 1's layers: as a delta over it when the recipe says so."""
+    if previous is None:
+        return {}
+    return {"delta_from" if recipe.layering.updates == "delta" else "previous": previous}
 
 
 def verify_pulls(report: FootprintReport, images: Sequence[StrategyImages],

@@ -27,6 +27,9 @@ class PreviousImage:
     image_id: str
     record: LayerRecord
     layer_digests: tuple[str, ...]  # the diff ids, bottom first
+    labels: tuple[str, ...] = ()  # the names of its config's labels
+    ports: frozenset[str] = frozenset()  # "53/udp"
+    volumes: frozenset[str] = frozenset()
 
 
 def named_previous(option: str, image: str, recipe: Recipe) -> PreviousImage:
@@ -62,9 +65,13 @@ def tagged_previous(reference: str, recipe: Recipe) -> tuple[PreviousImage | Non
 
 
 def _previous(image: str, inspect: dict[str, Any], record: LayerRecord) -> PreviousImage:
-    rootfs = (inspect.get("OCIv1") or {}).get("rootfs") or {}
+    oci = inspect.get("OCIv1") or {}
+    config = oci.get("config") or {}
     return PreviousImage(image, str(inspect.get("FromImageID", "")), record,
-                         tuple(rootfs.get("diff_ids") or ()))
+                         tuple((oci.get("rootfs") or {}).get("diff_ids") or ()),
+                         labels=tuple(sorted(config.get("Labels") or {})),
+                         ports=frozenset(config.get("ExposedPorts") or {}),
+                         volumes=frozenset(config.get("Volumes") or {}))
 
 
 def _inspect(image: str) -> dict[str, Any] | None:

@@ -34,7 +34,7 @@ def squash_image(image: str, reference: str, *, timestamp: int, image_format: st
     with workspace(secrets.token_hex(6)) as work:
         container = work.container(image, suffix=SINGLE_SUFFIX)
         buildah.forget_base(container)
-        buildah.buildah("config", "--label", f"{LABEL_LAYER_PLAN}-", container)
+        buildah.unset_labels(container, (LABEL_LAYER_PLAN,))
         temporary = work.temporary_image(SINGLE_SUFFIX)
         image_id = buildah.commit(container, temporary, timestamp=timestamp,
                                   image_format=image_format, squash=True)

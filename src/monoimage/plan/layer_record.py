@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from monoimage.errors import UserError
@@ -31,6 +31,16 @@ class RecordError(ValueError):
 
 
 @dataclass(frozen=True)
+class DeltaChain:
+    """The delta layers on top of an image's layers by package: how many, the bytes they
+    hide below them, and how many layers lie under the first (the base's)."""
+
+    deltas: int = 0
+    shadowed_bytes: int = 0
+    base_layers: int = 0
+
+
+@dataclass(frozen=True)
 class LayerRecord:
     """What an image says of its layers: the recipe and distro it was built from, the plan,
     and the version of every package in it."""
@@ -39,6 +49,7 @@ class LayerRecord:
     distro: str
     plan: LayerPlan
     versions: tuple[tuple[str, str], ...]  # sorted by name
+    chain: DeltaChain = field(default_factory=DeltaChain)
 
     @property
     def version_of(self) -> dict[str, str]:
@@ -51,12 +62,18 @@ def distro_key(recipe: Recipe) -> str:
     return f"{distro.name} {distro.release} {distro.architecture} {distro.packager.value}"
 
 
-def record_text(recipe: Recipe, plan: LayerPlan, versions: Mapping[str, str]) -> str:
-    """The label's value for an image of `recipe` cut by `plan`."""
+def record_text(recipe: Recipe, plan: LayerPlan, versions: Mapping[str, str],
+                chain: DeltaChain | None = None) -> str:
+    """The label's value for an image of `recipe` cut by `plan` (a delta image: the plan a
+    compaction keeps, and its `chain`)."""
     layers = [[layer.name, [[name, versions[name]] for name in layer.packages]]
               for layer in plan.package_layers]
-    return json.dumps({"format": FORMAT, "recipe": recipe.name, "distro": distro_key(recipe),
-                       "layers": layers}, separators=(",", ":"))
+    doc: dict[str, Any] = {"format": FORMAT, "recipe": recipe.name,
+                           "distro": distro_key(recipe), "layers": layers}
+    if chain is not None and chain.deltas:
+        doc["delta"] = {"deltas": chain.deltas, "shadowed_bytes": chain.shadowed_bytes,
+                        "base_layers": chain.base_layers}
+    return json.dumps(doc, separators=(",", ":"))
 
 
 def parse_record(text: str) -> LayerRecord:
@@ -80,7 +97,16 @@ def parse_record(text: str) -> LayerRecord:
         planned.append(PlannedLayer(name, tuple(sorted(p for p, _ in packages))))
     plan = LayerPlan("packages", (*planned, PlannedLayer(METADATA, (), rest=True),
                                   PlannedLayer(INIT, (), init=True)))
-    return LayerRecord(recipe, distro, plan, tuple(sorted(versions.items())))
+    return LayerRecord(recipe, distro, plan, tuple(sorted(versions.items())),
+                       _chain(doc.get("delta", {})))
+
+
+def _chain(delta: Any) -> DeltaChain:
+    keys = ("deltas", "shadowed_bytes", "base_layers")
+    if not isinstance(delta, dict) or not all(
+            isinstance(delta.get(k, 0), int) and delta.get(k, 0) >= 0 for k in keys):
+        raise RecordError("delta: {deltas, shadowed_bytes, base_layers} as whole numbers")
+    return DeltaChain(*(int(delta.get(k, 0)) for k in keys))
 
 
 def _layer_entry(entry: Any) -> tuple[str, list[tuple[str, str]]]:
