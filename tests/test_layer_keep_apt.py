@@ -15,6 +15,7 @@ import pytest
 from buildsupport import remove_images, unique_tag, write_tiny_recipe
 from footprint_support import apt_readable_folder
 from monoimage.pipeline.build import BuildOptions, build, resolve
+from monoimage.pipeline.image_diff import diff_images
 from monoimage.plan.day2 import PackageUpdate, update_recipes, version_changes
 from monoimage.recipe.load import load_recipe
 from monoimage.tools import buildah
@@ -59,18 +60,25 @@ def test_a_one_package_update_keeps_every_other_layer_digest(tmp_path: Path, rep
     before, after = (resolve(r, cache_dir=cache) for r in (recipes.before, recipes.after))
     assert [(c.name, c.after) for c in version_changes(before, after)] == \
         [(LIBRARY, made.version)]
-    day1, day2 = unique_tag("apt-keep"), unique_tag("apt-keep-day2")
+    day1, day2, day2_delta = (unique_tag(f"apt-keep{n}") for n in ("", "-day2", "-delta"))
     try:
         first = build(recipes.before, BuildOptions(tag=day1, out_dir=tmp_path / "out1",
                                                    keep_tagged=False), resolution=before)
         second = build(recipes.after, BuildOptions(tag=day2, out_dir=tmp_path / "out2",
                                                    previous=day1), resolution=after)
-        old, new = _diff_ids(day1), _diff_ids(day2)
+        delta = build(recipes.after, BuildOptions(tag=day2_delta, out_dir=tmp_path / "out3",
+                                                  delta_from=day1), resolution=after)
+        old, new, over = _diff_ids(day1), _diff_ids(day2), _diff_ids(day2_delta)
+        pulled = diff_images(day1, day2_delta).pull.bytes
     finally:
-        remove_images(day1, day2)
+        remove_images(day1, day2, day2_delta)
     assert second.layer_note.startswith("kept")
     assert [x.name for x in second.layers] == [x.name for x in first.layers]
     holding = next(i for i, x in enumerate(first.layers) if LIBRARY in x.packages)
     changed = {i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b}
     assert changed == {holding, len(old) - 2}  # libtirpc3's layer and the metadata layer
     assert len(old) > 5
+    # The delta: day 1's layers as they are, plus one layer a site pulls with its config and
+    # manifest, within 1.5 times the updated .deb plus 64 KiB.
+    assert delta.delta is not None and over[:-1] == old and len(over) == len(old) + 1
+    assert pulled <= 1.5 * after.package(LIBRARY).download_size + 64 * 1024, pulled

@@ -233,7 +233,8 @@ def print_footprint(console: Console, result: FootprintRun | Estimate,
                        f"{len(recipe.services)} services — per site, {how} (MB = 10^6 bytes)")
     for column in ("strategy", "images", "blobs", "first deploy MB", "disk MB",
                    "duplicated MB", "day-2 MB"):
-        site.add_column(column, justify="left" if column == "strategy" else "right")
+        site.add_column(column, justify="left" if column == "strategy" else "right",
+                        no_wrap=column == "strategy")  # monoimage-single, whole
     for figures in report.strategies:
         site.add_row(figures.name, str(figures.images), str(figures.first_deploy.blobs),
                      _mb(figures.first_deploy.bytes), _mb(figures.disk_bytes),
@@ -263,7 +264,7 @@ def _fleet_table(rollouts: Sequence[StrategyRollout], fleet: FleetParams) -> Tab
                         f"Mbit/s, {fleet.rtt_s * 1000:g} ms; a regional mirror per "
                         f"{fleet.sites_per_mirror} sites — bytes over the WAN, rollout time "
                         f"(GB = 10^9 bytes)")
-    table.add_column("strategy")
+    table.add_column("strategy", no_wrap=True)
     for column in ("first deploy", "with mirror", "day 2", "day 2, mirror"):
         table.add_column(column, justify="right")
     for roll in rollouts:
