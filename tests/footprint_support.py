@@ -16,7 +16,9 @@ from __future__ import annotations
 import random
 import secrets
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,6 +123,18 @@ def renamed_recipe_copy(recipe: Path, folder: Path, name: str) -> Path:
     copy = folder / recipe.name
     copy.write_text(renamed)
     return copy
+
+
+@contextmanager
+def apt_readable_folder() -> Iterator[Path]:
+    """A folder for an update repository: apt reads its key as the unprivileged _apt user, and
+    pytest's temporary folders are 0700 up to /tmp."""
+    folder = Path(tempfile.mkdtemp(prefix="monoimage-test-update-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 _BUILT: dict[str, Any] = {}

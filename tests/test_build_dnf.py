@@ -72,6 +72,7 @@ depends_on: [alpha]
 
 # Five at most: the fixture's four natural package groups must be squeezed into three.
 LAYERED = "layering:\n  policy: packages\n  max_layers: 5\n"
+SINGLE = "layering:\n  policy: single\n"  # packages is the default
 
 
 def _recipe(folder: Path, repo: Path, alpha_constraint: str = ">= 1.0",
@@ -95,7 +96,8 @@ def rpm_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def rpm_image(rpm_repo, tmp_path_factory) -> Iterator[BuildResult]:
     folder = tmp_path_factory.mktemp("rpm-recipe")
     tag = unique_tag("rpm")
-    result = build(load_recipe(_recipe(folder, rpm_repo)), _options(tag, folder / "out"))
+    result = build(load_recipe(_recipe(folder, rpm_repo, layering=SINGLE)),
+                   _options(tag, folder / "out"))
     yield result
     remove_images(tag)
 

@@ -11,12 +11,13 @@ ship it get a new layer each.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from buildsupport import opened
-from footprint_support import Built, edge_lite_footprint
+from footprint_support import Built, apt_readable_folder, edge_lite_footprint
 from monoimage.footprint.changes import image_changes
 from monoimage.footprint.figures import Strategy, day2
 from monoimage.pipeline.build import resolve
@@ -35,6 +36,12 @@ pytestmark = pytest.mark.build
 LIBRARY = "libtirpc3"
 
 
+@pytest.fixture
+def repo_dir() -> Iterator[Path]:
+    with apt_readable_folder() as folder:
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def edge_lite(request: pytest.FixtureRequest,
               tmp_path_factory: pytest.TempPathFactory) -> Built:
@@ -42,26 +49,26 @@ def edge_lite(request: pytest.FixtureRequest,
 
 
 def test_update_repository_holds_the_re_versioned_library_and_apt_trusts_it(
-        edge_lite: Built, tmp_path: Path) -> None:
+        edge_lite: Built, repo_dir: Path) -> None:
     recipe = load_recipe(edge_lite.recipe)
     original = edge_lite.run.resolution.package(LIBRARY)
-    made = make_update_repository(recipe, original, tmp_path / "repo",
+    made = make_update_repository(recipe, original, repo_dir / "repo",
                                   cache_dir=default_cache_dir())
     assert made.version == original.version + UPDATE_SUFFIX
-    deb = next((tmp_path / "repo" / "pool").glob("*.deb"))
+    deb = next((repo_dir / "repo" / "pool").glob("*.deb"))
     fields = subprocess.run(["dpkg-deb", "-f", str(deb), "Package", "Version"],
                             capture_output=True, text=True, check=True).stdout
     assert fields == f"Package: {LIBRARY}\nVersion: {made.version}\n"
-    assert (tmp_path / "repo" / "dists" / "monoimage-updates" / "InRelease").read_text() \
+    assert (repo_dir / "repo" / "dists" / "monoimage-updates" / "InRelease").read_text() \
         .startswith("-----BEGIN PGP SIGNED MESSAGE-----")
 
 
 def test_kolla_style_day2_rebuilds_only_the_children_that_ship_the_library(
-        edge_lite: Built, tmp_path: Path) -> None:
+        edge_lite: Built, repo_dir: Path) -> None:
     run = edge_lite.run
     recipe = load_recipe(edge_lite.recipe)
     cache = default_cache_dir()
-    made = make_update_repository(recipe, run.resolution.package(LIBRARY), tmp_path / "repo",
+    made = make_update_repository(recipe, run.resolution.package(LIBRARY), repo_dir / "repo",
                                   cache_dir=cache)
     recipes = update_recipes(recipe, run.resolution, PackageUpdate(LIBRARY, made.version),
                              extra=(made.repository,), host_repositories=host_repositories())

@@ -94,18 +94,20 @@ def test_footprint_measures_day2_verifies_on_a_registry_and_writes_json_and_char
     assert code == 0, (stderr, error)
     doc = json.loads(stdout)
     assert doc["mode"] == "measured" and doc["recipe"] == name
-    assert [s["name"] for s in doc["strategies"]] == ["monoimage", "kolla-style", "shared-base"]
+    assert [s["name"] for s in doc["strategies"]] == ["monoimage", "monoimage-single",
+                                                      "kolla-style", "shared-base"]
     assert doc["verdict"].startswith("monoimage pulls ")
     assert doc["update"]["changes"] == [{"name": "libshared", "before": "1.0-1",
-                                         "after": "1.0-2"}]
-    kolla = doc["strategies"][1]
+                                         "after": "1.0-2", "services": ["alpha", "beta"],
+                                         "base": False, "config_only": False}]
+    kolla = doc["strategies"][2]
     assert kolla["images"][0] == f"localhost/{name}-kolla-style-base:t"
     assert kolla["day2_images"][0] == f"localhost/{name}-kolla-style-base:t-day2"
     assert [c["changed"] for c in kolla["day2_changes"]] == [False, True, True, False]
     assert kolla["fleet"]["first_deploy"]["direct"]["wan_bytes"] == \
         500 * kolla["first_deploy"]["bytes"]
     assert {(v["strategy"], v["figure"]) for v in doc["verification"]} == \
-        {(s, f) for s in ("monoimage", "kolla-style", "shared-base")
+        {(s, f) for s in ("monoimage", "monoimage-single", "kolla-style", "shared-base")
          for f in ("first-deploy", "day-2")}
     assert all(v["agrees"] for v in doc["verification"])
     assert json.loads((out / "footprint.json").read_text()) == doc

@@ -48,6 +48,8 @@ LABEL_SERVICE_PORTS = "io.monoimage.service-ports"  # "dnsmasq=53/udp,53/tcp;red
 LABEL_MEMORY = "io.monoimage.runtime.memory"
 LABEL_PIDS_LIMIT = "io.monoimage.runtime.pids-limit"
 LABEL_READ_ONLY = "io.monoimage.runtime.read-only"
+# layering: packages: which layer holds which package (JSON), what a later build keeps
+LABEL_LAYER_PLAN = "io.monoimage.layer-plan"
 # `buildah commit` names the image a container came from; a temporary base's name differs
 # from build to build, so the build drops these.
 BASE_ANNOTATIONS = ("org.opencontainers.image.base.name",

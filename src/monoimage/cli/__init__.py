@@ -11,6 +11,7 @@ import click
 
 from monoimage.cli.boot import boot_command
 from monoimage.cli.build import build_command
+from monoimage.cli.diff import diff_command
 from monoimage.cli.footprint import footprint_command
 from monoimage.cli.host import host_command
 from monoimage.cli.plan import plan_command
@@ -71,5 +72,6 @@ def main() -> None:
     """Build one golden all-in-one container image for edge sites, and measure the trade."""
 
 
-for command in (plan_command, build_command, footprint_command, boot_command, host_command):
+for command in (plan_command, build_command, footprint_command, boot_command, host_command,
+                diff_command):
     main.add_command(command)

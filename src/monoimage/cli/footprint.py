@@ -112,6 +112,8 @@ def footprint_command(recipe: Path, update_spec: str | None, simulate_update: st
             tempfile.TemporaryDirectory(prefix="monoimage-update-repo-") as scratch:
         update = parse_update(update_spec) if update_spec else None
         if simulate_update:
+            # apt verifies the repository with the key in there as its unprivileged _apt user
+            Path(scratch).chmod(0o755)
             update, repo = _simulated_update(loaded, simulate_update, Path(scratch), cache,
                                              not no_init_python)
             extra_repos += (repo,)
@@ -236,7 +238,8 @@ def print_footprint(console: Console, result: FootprintRun | Estimate,
                        f"{len(recipe.services)} services — per site, {how} (MB = 10^6 bytes)")
     for column in ("strategy", "images", "blobs", "first deploy MB", "disk MB",
                    "duplicated MB", "day-2 MB"):
-        site.add_column(column, justify="left" if column == "strategy" else "right")
+        site.add_column(column, justify="left" if column == "strategy" else "right",
+                        no_wrap=column == "strategy")  # monoimage-single, whole
     for figures in report.strategies:
         site.add_row(figures.name, str(figures.images), str(figures.first_deploy.blobs),
                      _mb(figures.first_deploy.bytes), _mb(figures.disk_bytes),
@@ -266,7 +269,7 @@ def _fleet_table(rollouts: Sequence[StrategyRollout], fleet: FleetParams) -> Tab
                         f"Mbit/s, {fleet.rtt_s * 1000:g} ms; a regional mirror per "
                         f"{fleet.sites_per_mirror} sites — bytes over the WAN, rollout time "
                         f"(GB = 10^9 bytes)")
-    table.add_column("strategy")
+    table.add_column("strategy", no_wrap=True)
     for column in ("first deploy", "with mirror", "day 2", "day 2, mirror"):
         table.add_column(column, justify="right")
     for roll in rollouts:
@@ -288,6 +291,8 @@ def _print_day2(console: Console, result: FootprintRun | Estimate) -> None:
     changes = ", ".join(f"{c.name} {c.before or '(none)'} → {c.after or '(removed)'}"
                         for c in result.version_changes)
     console.print(f"day 2 ({result.update}): {changes}")
+    for impact in result.impacts:
+        console.print(f"  {impact.name}: in {impact.touches}")
     if not isinstance(result, FootprintRun):
         return
     for strategy in result.changes:

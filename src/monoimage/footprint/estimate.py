@@ -30,19 +30,28 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from monoimage.footprint.figures import MONOIMAGE, FootprintReport, Strategy, footprint_report
+from monoimage.footprint.figures import (
+    MONOIMAGE,
+    MONOIMAGE_SINGLE,
+    FootprintReport,
+    Strategy,
+    footprint_report,
+)
 from monoimage.footprint.fleet import StrategyRollout
 from monoimage.footprint.oci import Blob, FileEntry, Image, Layer
 from monoimage.footprint.report import FootprintFacts
 from monoimage.image import MEDIA_OCI_CONFIG, MEDIA_OCI_GZIP_LAYER, MEDIA_OCI_MANIFEST
 from monoimage.plan.comparator_plan import STRATEGIES, plan_layered
 from monoimage.plan.day2 import PackageUpdate, VersionChange
+from monoimage.plan.layer_plan import plan_layers
 from monoimage.plan.resolution import Resolution, ResolvedPackage
-from monoimage.recipe.model import Recipe
+from monoimage.plan.update_impact import PackageImpact
+from monoimage.recipe.model import Layering, Recipe
 from monoimage.recipe.versions import Family
 
 PACKAGE_PREFIX = "/monoimage-estimate/package/"
 DATABASE_PATH = "/monoimage-estimate/package-database"
+DEFAULT_LAYERING = Layering()  # a recipe that says nothing: layers by package
 
 
 @dataclass(frozen=True)
@@ -99,12 +108,14 @@ class Estimate:
     calibration: Calibration
     update: PackageUpdate | None = None
     version_changes: tuple[VersionChange, ...] = ()
+    impacts: tuple[PackageImpact, ...] = ()
 
     def facts(self) -> FootprintFacts:
         """What the JSON report says of this estimate."""
         return FootprintFacts(
             recipe=self.recipe, packages=len(self.resolution.packages), report=self.report,
             rollouts=self.rollouts, update=self.update, version_changes=self.version_changes,
+            impacts=self.impacts,
             calibration=self.calibration.as_json())
 
 
@@ -112,17 +123,25 @@ def estimate_report(recipe: Recipe, resolution: Resolution, after: Resolution | 
                     calibration: Calibration = APT_CALIBRATION) -> FootprintReport:
     """The footprint report of predicted images (day 2 when `after` is given)."""
     services = [s.name for s in recipe.services]
-    first = predicted_strategies(resolution, services, calibration)
-    second = predicted_strategies(after, services, calibration) if after else []
+    first = predicted_strategies(resolution, services, calibration, recipe.layering)
+    second = (predicted_strategies(after, services, calibration, recipe.layering)
+              if after else [])
     return footprint_report(first, second, owner=_owner, baseline=MONOIMAGE)
 
 
 def predicted_strategies(resolution: Resolution, services: Sequence[str],
-                         calibration: Calibration) -> list[Strategy]:
-    """monoimage and both layered strategies as predicted images (pure)."""
+                         calibration: Calibration, layering: Layering = DEFAULT_LAYERING
+                         ) -> list[Strategy]:
+    """monoimage (and, layered by package, its single variant) and both layered strategies
+    as predicted images (pure)."""
     sizes = _Sizes(calibration, resolution.family)
-    golden = _image("monoimage", [sizes.root_layer(resolution.packages)], calibration)
-    strategies = [Strategy(MONOIMAGE, (golden,))]
+    single = _image("monoimage", [sizes.root_layer(resolution.packages)], calibration)
+    if layering.policy == "single":
+        strategies = [Strategy(MONOIMAGE, (single,))]
+    else:
+        golden = _image("monoimage layered", sizes.golden_layers(resolution, layering),
+                        calibration)
+        strategies = [Strategy(MONOIMAGE, (golden,)), Strategy(MONOIMAGE_SINGLE, (single,))]
     for name in STRATEGIES:
         plan = plan_layered(resolution, services, name)
         base_layer = sizes.root_layer(plan.base)
@@ -155,13 +174,32 @@ class _Sizes:
 
     def root_layer(self, packages: Sequence[ResolvedPackage]) -> Layer:
         count = len(packages)
-        database = FileEntry(DATABASE_PATH, round(self.cal.root_database_disk_per_package
-                                                  * count), "file",
-                             _digest(f"db\n{_pins(packages)}"))
+        database = self._database(packages)
         files = [self.package_file(p) for p in packages]
         size = self.compressed(packages) + self.cal.root_database_gz_per_package * count
         return _layer(f"root\n{_pins(packages)}", round(size),
                       sum(f.size for f in files) + database.size, [*files, database])
+
+    def golden_layers(self, resolution: Resolution, layering: Layering) -> list[Layer]:
+        """The layers by package (plan/layer_plan.py), then the files no package owns."""
+        plan = plan_layers(layering, resolution.packages, needed_by=resolution.needed_by())
+        by_name = {p.name: p for p in resolution.packages}
+        layers = []
+        for planned in plan.layers:
+            held = [by_name[name] for name in planned.packages]
+            if held:
+                files = [self.package_file(p) for p in held]
+                layers.append(_layer(f"packages\n{_pins(held)}", round(self.compressed(held)),
+                                     sum(f.size for f in files), files))
+        database = self._database(resolution.packages)
+        size = self.cal.root_database_gz_per_package * len(resolution.packages)
+        return [*layers, _layer(f"metadata\n{_pins(resolution.packages)}", round(size),
+                                database.size, [database])]
+
+    def _database(self, packages: Sequence[ResolvedPackage]) -> FileEntry:
+        return FileEntry(DATABASE_PATH, round(self.cal.root_database_disk_per_package
+                                              * len(packages)), "file",
+                         _digest(f"db\n{_pins(packages)}"))
 
     def child_layer(self, base: Layer, packages: Sequence[ResolvedPackage], base_count: int
                     ) -> Layer:

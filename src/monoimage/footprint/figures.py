@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from monoimage.footprint.oci import Blob, Image, Layer
 
 MONOIMAGE = "monoimage"  # the golden image's strategy: the baseline of every comparison
+MONOIMAGE_SINGLE = "monoimage-single"  # the same golden image squashed into one layer
 
 PackageOwner = Callable[[str], str | None]
 """Maps an absolute path to the package that owns it, or None when no package does."""

@@ -16,6 +16,7 @@ from monoimage.footprint.figures import FootprintReport, SitePull
 from monoimage.footprint.fleet import FleetFigures, FleetParams, StrategyRollout
 from monoimage.footprint.pull_check import PullCheck
 from monoimage.plan.day2 import PackageUpdate, VersionChange
+from monoimage.plan.update_impact import PackageImpact
 from monoimage.recipe.model import Recipe
 
 TOLERANCE = 0.01  # how far (relative) a served figure may be from the computed one and agree
@@ -37,6 +38,7 @@ class FootprintFacts:
     changes: Mapping[str, tuple[ImageChange, ...]] = field(default_factory=dict)
     checks: tuple[PullCheck, ...] = ()
     calibration: dict[str, object] | None = None  # an estimate's, as its as_json() gives
+    impacts: tuple[PackageImpact, ...] = ()  # the version changes with who runs them
 
     @property
     def mode(self) -> Literal["measured", "estimated"]:
@@ -62,8 +64,9 @@ def footprint_json(facts: FootprintFacts, fleet: FleetParams) -> dict[str, Any]:
         "strategies": [],
         "update": None if facts.update is None else {
             "name": facts.update.name, "version": facts.update.version,
-            "changes": [{"name": c.name, "before": c.before, "after": c.after}
-                        for c in facts.version_changes]},
+            "changes": ([i.as_json() for i in facts.impacts] if facts.impacts else
+                        [{"name": c.name, "before": c.before, "after": c.after}
+                         for c in facts.version_changes])},
     }
     for figures in facts.report.strategies:
         roll = rollouts[figures.name]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,16 +20,28 @@ from monoimage.image import (
     MANIFEST_PATH,
     SBOM_PATH,
 )
+from monoimage.pipeline.golden_layers import (
+    DeltaSummary,
+    LayerSummary,
+    StagedRoot,
+    cut_layers,
+)
 from monoimage.pipeline.image_checks import check_accounts
 from monoimage.pipeline.install_init import add_init, compile_init, is_init_path, write_file
-from monoimage.pipeline.layer_commit import commit_layers, split_root
+from monoimage.pipeline.previous_image import PreviousImage, named_previous, tagged_previous
 from monoimage.pipeline.rootfs import install_root, strip_root
 from monoimage.pipeline.stages import Progress, Stages
 from monoimage.pipeline.workspace import workspace
 from monoimage.plan.image_config import ImageConfig, golden_image_config
 from monoimage.plan.merge import plan
-from monoimage.plan.resolution import Resolution
+from monoimage.plan.resolution import InstalledPackage, Resolution
 from monoimage.plan.sbom import digest, manifest, spdx, to_json
+from monoimage.plan.update_impact import (
+    PackageFacts,
+    PackageImpact,
+    facts_from_resolution,
+    update_impact,
+)
 from monoimage.recipe.model import Recipe
 from monoimage.tools import buildah
 from monoimage.tools.cache_dir import default_cache_dir
@@ -46,16 +59,9 @@ class BuildOptions:
     with_init_python: bool = True  # False: the image has no interpreter for monoimage-init
     image_format: str = "oci"  # "docker" also keeps HEALTHCHECK
     build_id: str = field(default_factory=lambda: secrets.token_hex(6))  # names temporaries
-
-
-@dataclass(frozen=True)
-class LayerSummary:
-    """One layer of the built image: its plan name, the packages whose files it holds, and the
-    bytes of its regular files."""
-
-    name: str
-    packages: tuple[str, ...]
-    bytes: int
+    previous: str | None = None  # keep this image's layers (layering: packages)
+    keep_tagged: bool = True  # without `previous`: keep the layers of the image under the tag
+    delta_from: str | None = None  # this image's layers as they are, plus one delta layer
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,10 @@ class BuildResult:
     manifest_digest: str
     stage_seconds: tuple[tuple[str, float], ...]
     layers: tuple[LayerSummary, ...] = ()  # bottom first
+    previous: str | None = None  # the image whose layer plan this build kept
+    layer_note: str = ""  # kept the previous plan, or why it planned from scratch
+    delta: DeltaSummary | None = None  # a delta image: its one new layer
+    changes: tuple[PackageImpact, ...] = ()  # against the previous image: who runs them
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -84,6 +94,9 @@ class BuildResult:
             "stages": dict(self.stage_seconds),
             "layers": [{"name": x.name, "packages": list(x.packages), "bytes": x.bytes}
                        for x in self.layers],
+            "previous": self.previous, "layer_note": self.layer_note,
+            "delta": self.delta.as_json() if self.delta else None,
+            "changes": [c.as_json() for c in self.changes],
         }
 
 
@@ -113,6 +126,7 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
     reference = options.tag or recipe.reference
     out_dir = options.out_dir or Path("out") / recipe.name
     packager = packager_for(recipe.distro.packager)
+    previous, layer_note, delta = previous_image(recipe, options, reference)
 
     with stages.stage("resolve") as note:
         if resolution is None:
@@ -151,27 +165,27 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
             write_file(root, SBOM_PATH, sbom_text, 0o644)
             rootfs_bytes = _tree_bytes(root)
             note(f"{_mib(rootfs_bytes)} image root")
-        if recipe.layering.policy == "single":
-            top = staging
-            layers: tuple[LayerSummary, ...] = (
-                LayerSummary("rootfs", tuple(p.name for p in installed), rootfs_bytes),)
-        else:
-            with stages.stage("layers") as note:
-                _plan, planned = split_root(root, recipe, resolution, installed,
-                                            is_init_path(recipe))
-                top = commit_layers(root, planned, work, timestamp=options.source_date_epoch,
-                                    image_format=options.image_format)
-                layers = tuple(LayerSummary(x.name, x.packages, x.bytes) for x in planned)
-                note(f"{len(planned)} layers")
+        with stages.stage("layers") as note:
+            staged = StagedRoot(staging, root, recipe, resolution, tuple(installed),
+                                rootfs_bytes, is_init_path(recipe))
+            cut = cut_layers(staged, work, previous, delta=delta,
+                             timestamp=options.source_date_epoch,
+                             image_format=options.image_format)
+            layer_note = cut.note or layer_note
+            note(f"{len(cut.layers)} layers" + (f"; {layer_note}" if layer_note else ""))
         with stages.stage("config"):
-            if top == staging:
+            if cut.top == staging:
                 buildah.umount(staging)
-            buildah.configure(top, image_config(recipe, options, manifest_digest))
+            config = image_config(recipe, options, manifest_digest, cut.record)
+            if cut.delta and previous:  # the previous image's labels that no longer apply
+                buildah.unset_labels(cut.top, sorted(set(previous.labels)
+                                                     - {key for key, _ in config.labels}))
+            buildah.configure(cut.top, config)
         with stages.stage("commit") as note:
             temporary = work.temporary_image()
-            image_id = buildah.commit(top, temporary, timestamp=options.source_date_epoch,
-                                      image_format=options.image_format,
-                                      squash=recipe.layering.policy == "single")
+            image_id = buildah.commit(cut.top, temporary,
+                                      timestamp=options.source_date_epoch,
+                                      image_format=options.image_format, squash=cut.squash)
             buildah.tag(temporary, reference)
             image_digest = str(buildah.inspect_image(reference).get("FromImageDigest", ""))
             note(f"{reference} {image_id[:12]}")
@@ -185,14 +199,45 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
         download_bytes=resolution.download_size, installed_bytes=resolution.installed_size,
         stripped_bytes=sum(s.bytes for s in stripped), manifest_path=manifest_path,
         sbom_path=sbom_path, manifest_digest=manifest_digest,
-        stage_seconds=tuple(stages.seconds.items()), layers=layers)
+        stage_seconds=tuple(stages.seconds.items()), layers=cut.layers,
+        previous=previous.reference if previous else None, layer_note=layer_note,
+        delta=cut.delta, changes=_changes(recipe, previous, resolution, installed))
 
 
-def image_config(recipe: Recipe, options: BuildOptions, manifest_digest: str) -> ImageConfig:
+def _changes(recipe: Recipe, previous: PreviousImage | None, resolution: Resolution,
+             installed: Sequence[InstalledPackage]) -> tuple[PackageImpact, ...]:
+    """The packages whose versions differ from the previous image's, and who runs them."""
+    if previous is None:
+        return ()
+    before = {name: PackageFacts(version) for name, version in previous.record.versions}
+    after = facts_from_resolution(resolution, {p.name: p.version for p in installed})
+    return update_impact(before, after, [s.name for s in recipe.services])
+
+
+def previous_image(recipe: Recipe, options: BuildOptions, reference: str
+                   ) -> tuple[PreviousImage | None, str, bool]:
+    """The image whose layers the build keeps (checked before any work), a note, and whether
+    the build is a delta over it (`--delta-from`, or `layering.updates: delta`)."""
+    if options.delta_from is not None:
+        if options.previous is not None:
+            raise UserError("--previous and --delta-from: give one of them (a delta keeps "
+                            "the layers of the image it starts from)")
+        return named_previous("--delta-from", options.delta_from, recipe), "", True
+    delta = recipe.layering.updates == "delta"
+    if options.previous is not None:
+        return named_previous("--previous", options.previous, recipe), "", delta
+    if options.keep_tagged:
+        found, note = tagged_previous(reference, recipe)
+        return found, note, delta and found is not None
+    return None, "", False
+
+
+def image_config(recipe: Recipe, options: BuildOptions, manifest_digest: str,
+                 layer_record: str | None = None) -> ImageConfig:
     """The golden image's config for these build options."""
     return golden_image_config(recipe, manifest_digest=manifest_digest,
                                source_date_epoch=options.source_date_epoch,
-                               image_format=options.image_format)
+                               image_format=options.image_format, layer_record=layer_record)
 
 
 def write_outputs(files: tuple[tuple[Path, str], ...],

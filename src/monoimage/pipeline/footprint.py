@@ -24,6 +24,7 @@ from monoimage.footprint.changes import ImageChange, image_changes
 from monoimage.footprint.estimate import APT_CALIBRATION, Calibration, Estimate, estimate_report
 from monoimage.footprint.figures import (
     MONOIMAGE,
+    MONOIMAGE_SINGLE,
     FootprintReport,
     PackageOwner,
     Strategy,
@@ -34,6 +35,7 @@ from monoimage.footprint.pull_check import Deployment, PullCheck, check_pulls
 from monoimage.footprint.report import FootprintFacts
 from monoimage.pipeline.build import BuildOptions, build, resolve
 from monoimage.pipeline.comparators import LayeredOptions, build_layered
+from monoimage.pipeline.single_variant import single_reference, squash_image
 from monoimage.pipeline.stages import Progress, Stages
 from monoimage.plan.comparator_plan import STRATEGIES
 from monoimage.plan.day2 import (
@@ -44,6 +46,7 @@ from monoimage.plan.day2 import (
     version_changes,
 )
 from monoimage.plan.resolution import Resolution
+from monoimage.plan.update_impact import PackageImpact, facts_from_resolution, update_impact
 from monoimage.recipe.model import Recipe
 from monoimage.recipe.versions import Family
 from monoimage.tools import buildah
@@ -100,6 +103,7 @@ class FootprintRun:
     update: PackageUpdate | None = None
     updated_images: tuple[StrategyImages, ...] = ()
     version_changes: tuple[VersionChange, ...] = ()
+    impacts: tuple[PackageImpact, ...] = ()
     changes: tuple[StrategyChanges, ...] = ()
     checks: tuple[PullCheck, ...] = ()
 
@@ -113,6 +117,7 @@ class FootprintRun:
         return FootprintFacts(
             recipe=self.recipe, packages=len(self.resolution.packages), report=self.report,
             rollouts=self.rollouts, update=self.update, version_changes=self.version_changes,
+            impacts=self.impacts,
             images={s.name: s.references for s in self.images},
             updated_images={s.name: s.references for s in self.updated_images},
             changes={s.name: s.images for s in self.changes}, checks=self.checks)
@@ -127,7 +132,8 @@ def run_footprint(recipe: Recipe, options: FootprintOptions,
     updated: tuple[StrategyImages, ...] = ()
     if days.after is not None and days.after_resolution is not None:
         updated = build_strategies(days.after, days.after_resolution, options,
-                                   options.tag + DAY2_SUFFIX, stages)
+                                   options.tag + DAY2_SUFFIX, stages,
+                                   previous=images[0].references[0])
     with stages.stage("measure"):
         first = _load(images, options.oci_cache)
         second = _load(updated, options.oci_cache)
@@ -142,7 +148,8 @@ def run_footprint(recipe: Recipe, options: FootprintOptions,
     return FootprintRun(
         recipe=recipe, resolution=days.resolution, images=images, report=report,
         rollouts=strategy_rollouts(report.strategies, options.fleet), update=options.update,
-        updated_images=updated, version_changes=days.changes, changes=changes, checks=checks)
+        updated_images=updated, version_changes=days.changes, impacts=days.impacts,
+        changes=changes, checks=checks)
 
 
 def estimate_footprint(recipe: Recipe, options: FootprintOptions,
@@ -153,7 +160,7 @@ def estimate_footprint(recipe: Recipe, options: FootprintOptions,
     report = estimate_report(recipe, days.resolution, days.after_resolution, calibration)
     return Estimate(recipe, days.resolution, report,
                     strategy_rollouts(report.strategies, options.fleet), calibration,
-                    options.update, days.changes)
+                    options.update, days.changes, days.impacts)
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,15 @@ class Days:
     after: Recipe | None = None
     after_resolution: Resolution | None = None
     changes: tuple[VersionChange, ...] = ()
+
+    @property
+    def impacts(self) -> tuple[PackageImpact, ...]:
+        """The version changes, with the services whose runtime closures hold them."""
+        if self.after_resolution is None:
+            return ()
+        return update_impact(facts_from_resolution(self.resolution),
+                             facts_from_resolution(self.after_resolution),
+                             [s.name for s in self.before.services])
 
 
 def resolve_days(recipe: Recipe, options: FootprintOptions, stages: Stages) -> Days:
@@ -200,21 +216,37 @@ def resolve_day2(recipe: Recipe, options: FootprintOptions) -> Resolution:
 
 
 def build_strategies(recipe: Recipe, resolution: Resolution, options: FootprintOptions,
-                     tag: str, stages: Stages) -> tuple[StrategyImages, ...]:
-    """monoimage's golden image and both layered comparators, from one pinned closure."""
+                     tag: str, stages: Stages, *, previous: str | None = None
+                     ) -> tuple[StrategyImages, ...]:
+    """monoimage's golden image, its single variant and both layered comparators, from one
+    pinned closure; the golden image keeps the layers of `previous` (day 1's, on day 2) and
+    otherwise plans from scratch, whatever an earlier run left under the tag."""
     golden = f"localhost/{recipe.name}:{tag}"
     with stages.stage(f"{MONOIMAGE} golden image"):
         build(recipe, BuildOptions(
             tag=golden, cache_dir=options.cache_dir, out_dir=options.out_dir,
             source_date_epoch=options.source_date_epoch,
-            with_init_python=options.with_init_python), resolution=resolution)
+            with_init_python=options.with_init_python, keep_tagged=False,
+            **_day2_layers(recipe, previous)), resolution=resolution)
     strategies = [StrategyImages(MONOIMAGE, (golden,))]
+    if recipe.layering.policy != "single":
+        single = single_reference(golden)
+        with stages.stage(f"{MONOIMAGE_SINGLE} (squashed)"):
+            squash_image(golden, single, timestamp=options.source_date_epoch)
+        strategies.append(StrategyImages(MONOIMAGE_SINGLE, (single,)))
     layered_options = LayeredOptions(tag=tag, cache_dir=options.cache_dir,
                                      source_date_epoch=options.source_date_epoch)
     for strategy in STRATEGIES:
         built = build_layered(recipe, resolution, strategy, layered_options, stages.progress)
         strategies.append(StrategyImages(strategy, built.references))
     return tuple(strategies)
+
+
+def _day2_layers(recipe: Recipe, previous: str | None) -> dict[str, str]:
+    """Day 2 keeps day 1's layers: as a delta over it when the recipe says so."""
+    if previous is None:
+        return {}
+    return {"delta_from" if recipe.layering.updates == "delta" else "previous": previous}
 
 
 def verify_pulls(report: FootprintReport, images: Sequence[StrategyImages],

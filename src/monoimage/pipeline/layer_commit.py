@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,14 +38,12 @@ class LayerFiles:
 
 
 def split_root(root: Path, recipe: Recipe, resolution: Resolution,
-               installed: Sequence[InstalledPackage], is_init: Callable[[str], bool]
-               ) -> tuple[LayerPlan, tuple[LayerFiles, ...]]:
-    """The layer plan for the staged `root` and each layer's paths; empty layers left out."""
+               installed: Sequence[InstalledPackage], is_init: Callable[[str], bool], *,
+               previous: LayerPlan | None = None) -> tuple[LayerPlan, tuple[LayerFiles, ...]]:
+    """The layer plan for the staged `root` (keeping `previous`) and each layer's paths;
+    empty layers left out."""
     owners = read_ownership(root, recipe.distro.packager)
-    present = {p.name for p in installed}
-    packages = [p for p in resolution.packages if p.name in present]
-    plan = plan_layers(recipe.layering, packages, sizes=owned_bytes(root, owners),
-                       needed_by=resolution.needed_by())
+    plan = _plan(root, owners, recipe, resolution, installed, previous)
     assigned = assign_paths(plan, owners, root_entries(root), is_init)
     layers = []
     for layer, paths in zip(plan.layers, assigned, strict=True):
@@ -53,6 +51,23 @@ def split_root(root: Path, recipe: Recipe, resolution: Resolution,
             layers.append(LayerFiles(layer.name, layer.packages, paths,
                                      _regular_bytes(root, paths)))
     return plan, tuple(layers)
+
+
+def plan_root(root: Path, recipe: Recipe, resolution: Resolution,
+              installed: Sequence[InstalledPackage], *, previous: LayerPlan | None = None
+              ) -> LayerPlan:
+    """The layer plan for the staged `root` alone (what a delta image records)."""
+    owners = read_ownership(root, recipe.distro.packager)
+    return _plan(root, owners, recipe, resolution, installed, previous)
+
+
+def _plan(root: Path, owners: Mapping[str, tuple[str, ...]], recipe: Recipe,
+          resolution: Resolution, installed: Sequence[InstalledPackage],
+          previous: LayerPlan | None) -> LayerPlan:
+    present = {p.name for p in installed}
+    packages = [p for p in resolution.packages if p.name in present]
+    return plan_layers(recipe.layering, packages, sizes=owned_bytes(root, owners),
+                       needed_by=resolution.needed_by(), previous=previous)
 
 
 def root_entries(root: Path) -> list[str]:

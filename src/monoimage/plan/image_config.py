@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from monoimage.image import (
@@ -19,6 +19,7 @@ from monoimage.image import (
     LABEL_CREATED,
     LABEL_DESCRIPTION,
     LABEL_HEALTH_CMD,
+    LABEL_LAYER_PLAN,
     LABEL_MANIFEST_DIGEST,
     LABEL_MEMORY,
     LABEL_PACKAGER,
@@ -59,11 +60,14 @@ class ImageConfig:
 
 
 def golden_image_config(recipe: Recipe, *, manifest_digest: str, source_date_epoch: int,
-                        image_format: str = "oci") -> ImageConfig:
+                        image_format: str = "oci", layer_record: str | None = None
+                        ) -> ImageConfig:
     """Entrypoint, ports, volumes, labels and annotations of the golden image.
 
     OCI image configs have no HEALTHCHECK (buildah drops it outside docker format), so the
     health command also travels as a label that `boot` and `host` turn into --health-cmd.
+    `layer_record` (layers by package: `plan/layer_record.py`) is a label only: as an
+    annotation it would grow the manifest every site fetches on every update.
     """
     labels = _common_labels(recipe, source_date_epoch) | {
         LABEL_TITLE: recipe.name,
@@ -76,8 +80,12 @@ def golden_image_config(recipe: Recipe, *, manifest_digest: str, source_date_epo
     if recipe.capabilities:
         labels[LABEL_CAPABILITIES] = ",".join(recipe.capabilities)
     labels.update(runtime_labels(recipe))
-    return _config(labels, ports=tuple(str(p) for p in recipe.ports), volumes=recipe.volumes,
-                   healthcheck=HEALTH_CMD if image_format == "docker" else None)
+    config = _config(labels, ports=tuple(str(p) for p in recipe.ports), volumes=recipe.volumes,
+                     healthcheck=HEALTH_CMD if image_format == "docker" else None)
+    if layer_record is None:
+        return config
+    return replace(config, labels=tuple(sorted((*config.labels,
+                                                (LABEL_LAYER_PLAN, layer_record)))))
 
 
 def layered_image_config(recipe: Recipe, strategy: str, service: Service | None,

@@ -25,6 +25,13 @@ what must be stable is the *grouping* of packages, whatever else changes in the 
    the generated files that go with their package); then the `init` layer (monoimage-init, the
    service table, the template symlinks), which changes most often and is smallest.
 
+Stable across rebuilds (`previous`): given the plan of the image a site runs today (read from
+its label, `plan/layer_record.py`), every package it placed stays in its layer, whatever its
+size or tier now; a removed package leaves its layer; a new package is planned as above among
+the new packages alone and joins the layer of the same name when the previous plan has one, or
+a new layer after the kept ones. So a rebuild changes only the layers whose packages changed,
+the metadata layer and the init layer. Past the budget, the plan starts from scratch and says so.
+
 File assignment (`assign_paths`): the init's paths go to the init layer, even where a package
 owned the same path (a template link replacing a packaged config file); every other path goes to
 the earliest layer holding one of its owners, or to the metadata layer when no package owns it.
@@ -36,7 +43,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from monoimage.errors import UserError
 from monoimage.plan.resolution import ResolvedPackage
@@ -64,6 +71,12 @@ class PlannedLayer:
 class LayerPlan:
     policy: str
     layers: tuple[PlannedLayer, ...]
+    note: str = ""  # with a previous plan: kept, or why it was not
+
+    @property
+    def package_layers(self) -> tuple[PlannedLayer, ...]:
+        """The layers a package's files decide (not the metadata nor the init layer)."""
+        return tuple(layer for layer in self.layers if not (layer.rest or layer.init))
 
     @property
     def is_single(self) -> bool:
@@ -80,12 +93,14 @@ class _Weighed:
 def plan_layers(layering: Layering, packages: Sequence[ResolvedPackage], *,
                 sizes: Mapping[str, int] | None = None,
                 needed_by: Mapping[str, Sequence[str]] | None = None,
-                solo_bytes: int = SOLO_BYTES, buckets: int = BUCKETS) -> LayerPlan:
+                solo_bytes: int = SOLO_BYTES, buckets: int = BUCKETS,
+                previous: LayerPlan | None = None) -> LayerPlan:
     """The layers for a closure under the recipe's layering policy.
 
     `sizes`: bytes each package owns in the image (default: its installed size from the
     repository); `needed_by`: the requesters reaching each package (`Resolution.needed_by()`;
-    default: the ones that named it).
+    default: the ones that named it); `previous`: the plan to keep (see the module's
+    "stable across rebuilds").
     """
     names = tuple(sorted(p.name for p in packages))
     if layering.policy == "single":
@@ -100,8 +115,42 @@ def plan_layers(layering: Layering, packages: Sequence[ResolvedPackage], *,
     weighed = [_Weighed(p.name, (sizes or {}).get(p.name, p.installed_size),
                         _tier(p, (needed_by or {}).get(p.name, p.requested_by)))
                for p in packages]
-    groups = _fit(weighed, budget, solo_bytes, buckets)
-    return LayerPlan("packages", (*groups, PlannedLayer(METADATA, (), rest=True), init))
+    tail = (PlannedLayer(METADATA, (), rest=True), init)
+    fresh = LayerPlan("packages", (*_fit(weighed, budget, solo_bytes, buckets), *tail))
+    if previous is None:
+        return fresh
+    if previous.policy != "packages" or any(x.rest and x.packages for x in previous.layers):
+        return replace(fresh, note=f"planned from scratch: the previous image was layered "
+                                   f"'{previous.policy}'")
+    kept = _keep(previous, weighed, budget, solo_bytes, buckets)
+    if kept is None:
+        return replace(fresh, note=f"planned from scratch: keeping the previous layers and "
+                                   f"adding the new packages needs more than {budget} "
+                                   f"package layers")
+    return LayerPlan("packages", (*kept, *tail),
+                     note=f"kept the previous plan's {len(previous.package_layers)} "
+                          f"package layers")
+
+
+def _keep(previous: LayerPlan, weighed: Sequence[_Weighed], budget: int, solo_bytes: int,
+          buckets: int) -> tuple[PlannedLayer, ...] | None:
+    """The previous layers with the packages still present, new packages added; None when
+    that takes more than `budget` layers."""
+    present = {w.name for w in weighed}
+    placed = {name for layer in previous.layers for name in layer.packages}
+    layers: dict[str, list[str]] = {}
+    for layer in previous.package_layers:
+        held = [name for name in layer.packages if name in present]
+        if held:
+            layers[layer.name] = held
+    new = [w for w in weighed if w.name not in placed]
+    if new:
+        room = max(1, budget - len(layers))
+        for group in _fit(new, room, solo_bytes, buckets):
+            layers.setdefault(group.name, []).extend(group.packages)
+    if len(layers) > budget:
+        return None
+    return tuple(PlannedLayer(name, tuple(sorted(held))) for name, held in layers.items())
 
 
 def _tier(package: ResolvedPackage, needed_by: Sequence[str]) -> int:

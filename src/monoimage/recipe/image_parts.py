@@ -146,7 +146,15 @@ def parse_site(fields: Fields) -> tuple[tuple[tuple[str, str], ...], tuple[str, 
 
 def parse_layering(fields: Fields) -> Layering:
     layering = Layering(policy=fields.one_of("policy"),  # type: ignore[arg-type]
-                        max_layers=fields.whole("max_layers"))
+                        max_layers=fields.whole("max_layers"),
+                        updates=fields.one_of("updates"),  # type: ignore[arg-type]
+                        max_deltas=fields.whole("max_deltas"),
+                        max_shadowed=fields.number("max_shadowed"))
+    if layering.max_shadowed > 1:
+        raise fields.error("max_shadowed", f"a share of the image's bytes, at most 1, not "
+                                           f"{layering.max_shadowed:g}")
+    if layering.updates == "delta" and layering.policy != "packages":
+        raise fields.error("updates", "delta updates need policy: packages")
     fields.done()
     return layering
 

@@ -15,6 +15,7 @@ from monoimage.recipe.versions import Constraint, Family
 ProbeKind = Literal["tcp", "unix", "file", "command", "none"]
 RestartKind = Literal["always", "on-failure", "never"]
 LayeringPolicy = Literal["single", "packages"]
+LayeringUpdates = Literal["layers", "delta"]
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,9 @@ class Distro:
 class Layering:
     policy: LayeringPolicy = default("layering.policy")  # noqa: RUF009 (a str: immutable)
     max_layers: int = default("layering.max_layers")
+    updates: LayeringUpdates = default("layering.updates")  # noqa: RUF009 (a str: immutable)
+    max_deltas: int = default("layering.max_deltas")
+    max_shadowed: float = default("layering.max_shadowed")
 
 
 @dataclass(frozen=True)

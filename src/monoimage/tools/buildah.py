@@ -72,6 +72,12 @@ def remove_container(container: str) -> None:
     buildah("rm", container)
 
 
+def unset_labels(container: str, keys: Sequence[str]) -> None:
+    """Remove these labels from a working container's config (a base image's, say)."""
+    if keys:
+        buildah("config", *(arg for key in keys for arg in ("--label", f"{key}-")), container)
+
+
 def configure(container: str, config: ImageConfig) -> None:
     """Apply `config` to a working container in one `buildah config` call."""
     args = ["config", "--entrypoint", json.dumps(list(config.entrypoint)),
