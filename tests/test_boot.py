@@ -202,6 +202,7 @@ def run(*args: str):
     return CliRunner().invoke(main, ["boot", *args])
 
 
+@pytest.mark.tools
 def test_an_image_that_is_not_here_exits_2():
     result = run("localhost/monoimage-test-absent:0")
     assert result.exit_code == 2
@@ -232,6 +233,7 @@ def foreign_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                    capture_output=True)
 
 
+@pytest.mark.tools
 def test_an_image_without_a_service_table_exits_2_and_runs_nothing(foreign_image):
     result = run(foreign_image)
     assert result.exit_code == 2

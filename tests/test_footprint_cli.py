@@ -83,6 +83,7 @@ def _invoke(*args: str) -> tuple[int, str, str, BaseException | None]:
 
 
 @pytest.mark.build
+@pytest.mark.tools
 def test_footprint_measures_day2_verifies_on_a_registry_and_writes_json_and_chart(
         dnf_recipe: tuple[Path, str], tmp_path: Path) -> None:
     recipe, name = dnf_recipe
@@ -116,6 +117,7 @@ def test_footprint_measures_day2_verifies_on_a_registry_and_writes_json_and_char
 
 
 @pytest.mark.build
+@pytest.mark.tools
 def test_footprint_prints_tables_verdict_and_what_day2_changed(
         dnf_recipe: tuple[Path, str], tmp_path: Path) -> None:
     recipe, _ = dnf_recipe
@@ -131,6 +133,7 @@ def test_footprint_prints_tables_verdict_and_what_day2_changed(
     assert (tmp_path / "chart.svg").is_file()
 
 
+@pytest.mark.tools
 def test_estimate_mode_predicts_from_metadata_and_builds_nothing(
         dnf_recipe: tuple[Path, str], tmp_path: Path) -> None:
     recipe, name = dnf_recipe
@@ -148,6 +151,7 @@ def test_estimate_mode_predicts_from_metadata_and_builds_nothing(
     assert not [n for i in buildah.images() for n in i.get("names") or () if name in n]
 
 
+@pytest.mark.tools
 def test_update_of_a_package_outside_the_closure_is_one_clear_error(
         dnf_recipe: tuple[Path, str], tmp_path: Path) -> None:
     recipe, _ = dnf_recipe

@@ -42,6 +42,7 @@ def registry_pids() -> set[int]:
     return pids
 
 
+@pytest.mark.tools
 def test_registry_starts_answers_and_leaves_nothing_behind() -> None:
     before = registry_pids()
     with serve_registry() as registry:
@@ -58,6 +59,7 @@ def test_registry_starts_answers_and_leaves_nothing_behind() -> None:
     assert not Path(f"/proc/{pid}").exists()
 
 
+@pytest.mark.tools
 def test_registry_is_stopped_when_the_block_fails() -> None:
     before = registry_pids()
     with pytest.raises(RuntimeError, match="boom"), serve_registry() as registry:
@@ -126,6 +128,7 @@ def test_updated_images_must_match_the_images() -> None:
 
 
 @pytest.mark.build
+@pytest.mark.tools
 def test_pull_counts_what_the_registry_log_says_and_update_pulls_only_changes(
         tmp_path: Path) -> None:
     with image_builder("registry") as builder, serve_registry() as registry, \
