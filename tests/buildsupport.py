@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,3 +94,10 @@ def opened(image: str) -> Iterator[tuple[str, Path]]:
         yield container, buildah.mount(container)
     finally:
         buildah.remove_container(container)
+
+
+def init_usage() -> str:
+    """`monoimage-init --help` of this checkout's init, run on the host: what the copy in an
+    image must print too."""
+    return subprocess.run([sys.executable, "-m", "monoimage.init", "--help"], check=True,
+                          capture_output=True, text=True).stdout

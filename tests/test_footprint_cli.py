@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from footprint_support import make_dnf_repo, remove_images_named, write_dnf_recipe
+from monoimage.cli import main
 from monoimage.cli.footprint import (
     duration,
     footprint_command,
@@ -151,18 +152,82 @@ def test_estimate_mode_predicts_from_metadata_and_builds_nothing(
     assert not [n for i in buildah.images() for n in i.get("names") or () if name in n]
 
 
+# ---------------------------------------------------------------- errors, through `monoimage`
+
+
+def _main(*args: str) -> tuple[int, str, str]:
+    """`monoimage footprint ARGS…` through the real entry point (UserError → exit 2)."""
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["footprint", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--bandwidth", "fast"],
+     "--bandwidth 'fast': expected a rate such as 10Mbit, 2.5Mbit/s or 1MB/s"),
+    (["--latency", "100"], "--latency '100': expected a time such as 100ms or 0.1s"),
+    (["--repo-extra", "u=file:///srv/u"],
+     ("--repo-extra: the repositories a day-2 update comes from; give --update NAME=VERSION "
+     "too")),
+    (["--update", "libshared=1.0-2", "--simulate-update", "libshared"],
+     "--update and --simulate-update: give one of them"),
+    (["--simulate-update", "libshared"],
+     ("--simulate-update works on apt recipes; for dnf, give a repository with the new release "
+     "(--repo-extra) and --update NAME=VERSION")),
+    (["--update", "libshared=1.0-2", "--repo-extra", "not a repository"],
+     "--repo-extra 'not a repository': expected ID=BASEURL, e.g. updates=file:///srv/updates"),
+])
+def test_a_mistake_in_the_arguments_is_one_line_and_exit_2_before_any_work(
+        tmp_path: Path, args: list[str], message: str) -> None:
+    recipe = write_dnf_recipe(tmp_path, tmp_path / "no-repository-needed")
+    out = tmp_path / "out"
+    code, stdout, stderr = _main(str(recipe), "--estimate", "--no-init-python",
+                                 "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(out),
+                                 *args)
+    assert (code, stdout, stderr) == (2, "", f"monoimage: {message}\n")
+    assert not out.exists() and not (tmp_path / "cache").exists()
+
+
 @pytest.mark.tools
-def test_update_of_a_package_outside_the_closure_is_one_clear_error(
+def test_an_update_outside_the_closure_is_one_line_and_exit_2(
         dnf_recipe: tuple[Path, str], tmp_path: Path) -> None:
     recipe, _ = dnf_recipe
-    _code, _, _, error = _invoke(str(recipe), "--estimate", "--update", "nosuch=1.0-1",
-                                "--no-init-python", "--cache-dir", str(tmp_path / "cache"),
-                                "--out-dir", str(tmp_path / "out"))
-    assert isinstance(error, UserError)
-    assert "nosuch is not in the image's package closure" in str(error)
-    _code, _, _, error = _invoke(str(recipe), "--estimate", "--bandwidth", "fast",
-                                "--no-init-python", "--out-dir", str(tmp_path / "out"))
-    assert isinstance(error, UserError) and "--bandwidth" in str(error)
-    _code, _, _, error = _invoke(str(recipe), "--estimate", "--repo-extra", "u=file:///srv/u",
-                                 "--no-init-python", "--out-dir", str(tmp_path / "out"))
-    assert isinstance(error, UserError) and "give --update NAME=VERSION too" in str(error)
+    code, stdout, stderr = _main(str(recipe), "--estimate", "--update", "nosuch=1.0-1",
+                                 "--no-init-python", "--cache-dir", str(tmp_path / "cache"),
+                                 "--out-dir", str(tmp_path / "out"))
+    assert (code, stdout) == (2, "")
+    *progress, last = stderr.splitlines()
+    assert last == ("monoimage: --update nosuch=1.0-1: nosuch is not in the image's package "
+                    "closure")
+    assert [line.split()[:2] for line in progress] == [["✓", "resolve"]]
+
+
+@pytest.mark.tools
+def test_simulate_update_of_a_package_outside_an_apt_closure_is_one_line_and_exit_2(
+        tmp_path: Path) -> None:
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "edge-lite.yaml"
+    code, stdout, stderr = _main(str(recipe), "--estimate", "--simulate-update", "nosuch",
+                                 "--out-dir", str(tmp_path / "out"))
+    assert (code, stdout) == (2, "")
+    assert stderr.splitlines()[-1] == \
+        "monoimage: --simulate-update nosuch: not in the image's package closure"
+    assert "Traceback" not in stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.tools
+def test_sites_per_mirror_sets_how_many_mirrors_the_fleet_fills(
+        dnf_recipe: tuple[Path, str], tmp_path: Path) -> None:
+    recipe, _ = dnf_recipe
+    code, stdout, stderr = _main(str(recipe), "--estimate", "--json", "--no-init-python",
+                                 "--sites", "1000", "--sites-per-mirror", "10",
+                                 "--cache-dir", str(tmp_path / "cache"),
+                                 "--out-dir", str(tmp_path / "out"))
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+    assert doc["fleet"]["sites_per_mirror"] == 10
+    for strategy in doc["strategies"]:
+        first = strategy["fleet"]["first_deploy"]
+        # 1,000 sites behind 100 mirrors: the WAN carries each blob once per mirror.
+        assert first["mirrored"]["wan_bytes"] == 100 * strategy["first_deploy"]["bytes"]
+        assert first["direct"]["wan_bytes"] == 1000 * strategy["first_deploy"]["bytes"]
