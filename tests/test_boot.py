@@ -39,6 +39,7 @@ from monoimage.plan.run_profile import container_spec
 from monoimage.plan.service_table import service_table_text
 from monoimage.recipe.model import Port
 from test_runprofile import edge_recipe, podman_env
+from timing import scaled
 
 # --- probes against real sockets --------------------------------------------------------------
 
@@ -46,7 +47,7 @@ def udp_server(answer: Callable[[bytes], bytes]) -> Iterator[int]:
     """A one-shot UDP server on a free loopback port that replies answer(request)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
-    sock.settimeout(5)
+    sock.settimeout(scaled(5))
 
     def serve() -> None:
         try:
@@ -59,7 +60,7 @@ def udp_server(answer: Callable[[bytes], bytes]) -> Iterator[int]:
     thread.start()
     yield sock.getsockname()[1]
     sock.close()
-    thread.join(5)
+    thread.join(scaled(5))
 
 
 @pytest.fixture
@@ -137,50 +138,49 @@ def test_published_ports_from_inspect():
 
 # --- the recipe's facts, read back from the image ---------------------------------------------
 
-def image_inspect_of(recipe, extra_labels: dict[str, str] | None = None) -> dict:
-    """What `podman image inspect` shows for the build's image config of `recipe`."""
-    config = image_config(recipe, BuildOptions(), "sha256:" + "0" * 64)
-    labels = dict(config.labels) | (extra_labels or {})
-    return {"Config": {"ExposedPorts": {p: {} for p in config.ports},
-                       "Volumes": {v: {} for v in config.volumes}, "Labels": labels}}
+# What `podman image inspect` shows of edge_recipe()'s image, written out by hand.
+RUN_LABELS = {
+    LABEL_SERVICE_PORTS: "dnsmasq=53/udp,53/tcp;redis=6379/tcp;chrony=123/udp",
+    LABEL_MEMORY: "512m", LABEL_PIDS_LIMIT: "1024", LABEL_READ_ONLY: "true"}
+CAPABILITIES = {"io.monoimage.capabilities": "CAP_NET_BIND_SERVICE,NET_BIND_SERVICE,NET_RAW"}
 
 
-def full_labels(recipe) -> dict[str, str]:
-    return {
-        LABEL_SERVICE_PORTS: ";".join(f"{s.name}={','.join(map(str, s.ports))}"
-                                      for s in recipe.services if s.ports),
-        LABEL_MEMORY: recipe.runtime.memory, LABEL_PIDS_LIMIT: str(recipe.runtime.pids_limit),
-        LABEL_READ_ONLY: "true"}
+def edge_inspect(labels: dict[str, str]) -> dict:
+    return {"Config": {
+        "ExposedPorts": {"53/tcp": {}, "53/udp": {}, "123/udp": {}, "6379/tcp": {}},
+        "Volumes": {"/var/lib/chrony": {}, "/var/lib/redis": {}},
+        "Labels": {"io.monoimage.health-cmd": "/usr/bin/monoimage-init health", **labels}}}
+
+
+def test_the_build_writes_the_labels_boot_reads():
+    labels = dict(image_config(edge_recipe(), BuildOptions(), "sha256:" + "0" * 64).labels)
+    assert {k: labels[k] for k in (*RUN_LABELS, *CAPABILITIES)} == RUN_LABELS | CAPABILITIES
 
 
 def test_the_image_gives_boot_the_same_spec_as_the_recipe():
-    """One source of truth: what the build writes into the image is enough to run it as the
-    recipe says (given the labels the run profile asks for)."""
+    """One source of truth: the labels and config the build writes are enough to run the
+    image as the recipe says."""
     recipe = edge_recipe()
-    inspect = image_inspect_of(recipe)
-    assert {k: inspect["Config"]["Labels"][k] for k in full_labels(recipe)} == \
-        full_labels(recipe)                              # the build writes exactly these
-    from_image, notes = recipe_from_image("localhost/edge-lite:latest", inspect,
+    from_image, notes = recipe_from_image("localhost/edge-lite:latest",
+                                          edge_inspect(RUN_LABELS | CAPABILITIES),
                                           service_table_text(recipe))
     assert notes == []
     assert container_spec(from_image) == container_spec(recipe)
     assert [(s.name, s.ports) for s in from_image.services] == [
-        (s.name, s.ports) for s in recipe.services]
+        ("dnsmasq", (Port(53, "udp"), Port(53, "tcp"))), ("redis", (Port(6379),)),
+        ("chrony", (Port(123, "udp"),))]
 
 
 def test_without_run_labels_boot_guesses_and_says_so():
     """An image built before the build wrote the run labels: boot guesses and says so."""
     recipe = edge_recipe()
-    inspect = image_inspect_of(recipe)
-    for label in (LABEL_SERVICE_PORTS, LABEL_MEMORY, LABEL_PIDS_LIMIT, LABEL_READ_ONLY):
-        inspect["Config"]["Labels"].pop(label)
-    from_image, notes = recipe_from_image("localhost/edge-lite:latest", inspect,
+    from_image, notes = recipe_from_image("localhost/edge-lite:latest",
+                                          edge_inspect(CAPABILITIES),
                                           service_table_text(recipe))
     assert from_image.ports == recipe.ports             # every exposed port is published
     assert from_image.capabilities == recipe.capabilities
-    assert from_image.volumes == recipe.volumes
-    assert dict(s for s in [(x.name, x.ports) for x in from_image.services])["redis"] == (
-        Port(6379),)
+    assert from_image.volumes == ("/var/lib/chrony", "/var/lib/redis")
+    assert {x.name: x.ports for x in from_image.services}["redis"] == (Port(6379),)
     assert any(LABEL_SERVICE_PORTS in n for n in notes)
     assert any(LABEL_MEMORY in n for n in notes)
 

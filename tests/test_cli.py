@@ -7,6 +7,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+from timing import scaled
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -14,7 +16,7 @@ def test_version_is_the_projects() -> None:
     version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     done = subprocess.run([sys.executable, "-c", ("from monoimage.cli import main; "
                            "main(prog_name='monoimage')"), "--version"],
-                          capture_output=True, text=True, check=False, timeout=60)
+                          capture_output=True, text=True, check=False, timeout=scaled(60))
     assert (done.returncode, done.stdout, done.stderr) == (0, f"monoimage, version {version}\n",
                                                            "")
 
@@ -22,6 +24,6 @@ def test_version_is_the_projects() -> None:
 def test_an_unknown_subcommand_exits_2() -> None:
     done = subprocess.run([sys.executable, "-c", ("from monoimage.cli import main; "
                            "main(prog_name='monoimage')"), "deploy"],
-                          capture_output=True, text=True, check=False, timeout=60)
+                          capture_output=True, text=True, check=False, timeout=scaled(60))
     assert done.returncode == 2 and done.stderr.splitlines()[-1] == \
         "Error: No such command 'deploy'."

@@ -11,7 +11,10 @@ bit the same (same digests, nothing to pull); the three that ship it get a new l
 from __future__ import annotations
 
 import secrets
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +48,19 @@ class Resolved:
     resolution: Resolution
 
 
+@pytest.fixture()
+def repo() -> Iterator[Path]:
+    """Where the update repository goes: a folder apt's `_apt` sandbox can read (pytest's own
+    temporary folders are 0700; `footprint --simulate-update`'s are too, see
+    test_footprint_cli.py's xfail)."""
+    folder = Path(tempfile.mkdtemp(prefix="monoimage-test-update-"))
+    folder.chmod(0o755)
+    try:
+        yield folder / "repo"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def edge_lite(tmp_path_factory: pytest.TempPathFactory) -> Resolved:
     """edge-lite under a `monoimage-test-` name, resolved (seconds): no image is built."""
@@ -55,26 +71,24 @@ def edge_lite(tmp_path_factory: pytest.TempPathFactory) -> Resolved:
 
 
 def test_update_repository_holds_the_re_versioned_library_and_apt_trusts_it(
-        edge_lite: Resolved, tmp_path: Path) -> None:
+        edge_lite: Resolved, repo: Path) -> None:
     recipe = edge_lite.recipe
     original = edge_lite.resolution.package(LIBRARY)
-    made = make_update_repository(recipe, original, tmp_path / "repo",
-                                  cache_dir=default_cache_dir())
+    made = make_update_repository(recipe, original, repo, cache_dir=default_cache_dir())
     assert made.version == original.version + UPDATE_SUFFIX
-    deb = next((tmp_path / "repo" / "pool").glob("*.deb"))
+    deb = next((repo / "pool").glob("*.deb"))
     fields = subprocess.run(["dpkg-deb", "-f", str(deb), "Package", "Version"],
                             capture_output=True, text=True, check=True).stdout
     assert fields == f"Package: {LIBRARY}\nVersion: {made.version}\n"
-    assert (tmp_path / "repo" / "dists" / "monoimage-updates" / "InRelease").read_text() \
+    assert (repo / "dists" / "monoimage-updates" / "InRelease").read_text() \
         .startswith("-----BEGIN PGP SIGNED MESSAGE-----")
 
 
 def test_kolla_style_day2_rebuilds_only_the_children_that_ship_the_library(
-        edge_lite: Resolved, tmp_path: Path) -> None:
+        edge_lite: Resolved, repo: Path, tmp_path: Path) -> None:
     recipe, resolution = edge_lite.recipe, edge_lite.resolution
     cache = default_cache_dir()
-    made = make_update_repository(recipe, resolution.package(LIBRARY), tmp_path / "repo",
-                                  cache_dir=cache)
+    made = make_update_repository(recipe, resolution.package(LIBRARY), repo, cache_dir=cache)
     recipes = update_recipes(recipe, resolution, PackageUpdate(LIBRARY, made.version),
                              extra=(made.repository,), host_repositories=host_repositories())
     before, after = (resolve(r, cache_dir=cache) for r in (recipes.before, recipes.after))

@@ -18,10 +18,11 @@ from monoimage.tools.counting_proxy import counting_proxy
 from monoimage.tools.registry import empty_site, push, serve_registry
 from monoimage.tools.skopeo import load_image
 from test_footprint_images import image_builder, package_files
+from timing import scaled
 
 
 def get(host: str, path: str, method: str = "GET") -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection(host, timeout=5)
+    conn = http.client.HTTPConnection(host, timeout=scaled(5))
     try:
         conn.request(method, path)
         response = conn.getresponse()

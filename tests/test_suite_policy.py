@@ -43,7 +43,7 @@ def run_pytest(folder: Path, text: str, *args: str, **env: str) -> subprocess.Co
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "-q",
                            "-p", "no:cacheprovider", *args, "test_sample.py"],
                           cwd=folder, env=environment, capture_output=True, text=True,
-                          check=False, timeout=120)
+                          check=False, timeout=scaled(120))
 
 
 def test_a_skipped_test_fails_the_run_and_says_why(tmp_path: Path) -> None:
