@@ -41,8 +41,15 @@ pytestmark = [pytest.mark.build, pytest.mark.boot, pytest.mark.tools]
 
 # The `monoimage` command of this interpreter's environment.
 CLI = (sys.executable, "-c", "from monoimage.cli import main; main()")
-# What a boot of edge-lite needs besides the image (one place, for the secrets to come).
-BOOT_ENV: dict[str, str] = {}
+# What a boot of edge-lite needs besides the image: its secrets, as an operator gives them
+# (`MONOIMAGE_SITE_<NAME>`); every boot here (library, command, unit) takes them from this.
+BOOT_ENV = {"MONOIMAGE_SITE_REDIS_PASSWORD": f"monoimage-test-{uuid.uuid4().hex[:12]}"}
+
+
+@pytest.fixture(autouse=True)
+def site_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in BOOT_ENV.items():
+        monkeypatch.setenv(name, value)
 
 
 def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -159,7 +166,8 @@ def test_the_plain_units_podman_command_boots_edge_lite_healthy(edge_lite: EdgeL
     spec = host_spec(recipe, image=edge_lite.reference)
     unit = render_systemd_unit(spec, recipe)
     env_file = tmp_path / f"{spec.name}.env"
-    env_file.write_text(render_site_env(spec, recipe))
+    env_file.write_text(render_site_env(spec, recipe)
+                        + "".join(f"{k}={v}\n" for k, v in BOOT_ENV.items()))  # the operator's
     service = dict(unit_sections(unit)["Service"])
 
     def command(key: str) -> list[str]:
