@@ -25,6 +25,7 @@ APT_IMAGE = """\
 image: {{name: monoimage-test-keys}}
 distro: {{name: debian, release: bookworm, packager: apt{distro}}}
 services: [web]
+site: {{hostname: edge}}
 """
 DNF_IMAGE = """\
 image: {name: monoimage-test-keys}
