@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,13 +60,21 @@ def unique_tag(name: str) -> str:
 def leftovers(build_id: str) -> tuple[list[str], list[str]]:
     """The working containers and temporary images that the build `build_id` left behind.
 
-    Other builds may run on this host at the same time: only this build's names count.
+    Other builds may run on this host at the same time: only this build's names count, and a
+    listing that raced with another run's removal ("image not known") is taken again.
     """
-    containers = [c.get("containername", "") for c in buildah.containers()
-                  if c.get("containername", "").startswith(f"{CONTAINER_PREFIX}{build_id}")]
-    images = [name for image in buildah.images() for name in image.get("names") or ()
-              if name.startswith(f"{TEMP_PREFIX}{build_id}")]
-    return containers, images
+    for attempt in range(3):
+        try:
+            containers = [c.get("containername", "") for c in buildah.containers()
+                          if c.get("containername", "").startswith(
+                              f"{CONTAINER_PREFIX}{build_id}")]
+            images = [name for image in buildah.images() for name in image.get("names") or ()
+                      if name.startswith(f"{TEMP_PREFIX}{build_id}")]
+            return containers, images
+        except buildah.BuildahError as err:
+            if "not known" not in str(err) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def remove_images(*refs: str) -> None:
@@ -84,3 +94,10 @@ def opened(image: str) -> Iterator[tuple[str, Path]]:
         yield container, buildah.mount(container)
     finally:
         buildah.remove_container(container)
+
+
+def init_usage() -> str:
+    """`monoimage-init --help` of this checkout's init, run on the host: what the copy in an
+    image must print too."""
+    return subprocess.run([sys.executable, "-m", "monoimage.init", "--help"], check=True,
+                          capture_output=True, text=True).stdout

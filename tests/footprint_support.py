@@ -6,33 +6,38 @@ one. Files hold seeded pseudo-random text, so gzip shrinks them about as much as
 real binaries and a rebuild of the same version gives the same bytes. The day-2 release of
 `libshared` (1.0-2) changes its library's content, as a security fix would.
 
-Building edge-lite's three strategies takes about three minutes here: `built_once` builds each
-set once per test session, whichever test module asks first, and removes its images when the
-session ends (a provisional stand-in for a shared session fixture in tests/conftest.py).
+edge-lite itself is built once per session (the `edge_lite` fixture of tests/conftest.py);
+`edge_lite_run` adds its two layered comparators from the same pinned closure.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import pytest
-
+from monoimage.footprint.figures import MONOIMAGE, Strategy, footprint_report
+from monoimage.footprint.fleet import strategy_rollouts
+from monoimage.pipeline.build import BuildResult
+from monoimage.pipeline.comparators import LayeredOptions, build_layered
 from monoimage.pipeline.footprint import (
-    FootprintOptions,
     FootprintRun,
+    StrategyImages,
+    package_owners,
     remove_images,
-    run_footprint,
 )
-from monoimage.recipe.load import load_recipe
+from monoimage.plan.comparator_plan import STRATEGIES
+from monoimage.plan.resolution import Resolution
+from monoimage.recipe.model import Recipe
 from monoimage.tools import buildah
+from monoimage.tools.cache_dir import default_cache_dir
+from monoimage.tools.skopeo import load_image
 from recipe_files import write_recipe
 from rpmrepo import RpmSpec, make_rpm_repo
 
@@ -137,19 +142,6 @@ def apt_readable_folder() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-_BUILT: dict[str, Any] = {}
-
-
-def built_once(request: pytest.FixtureRequest, key: str, make: Callable[[], Any],
-               image_prefix: str) -> Any:
-    """`make()` once per session under `key`; at the session's end (or if `make` fails),
-    every image whose name starts with `image_prefix` is removed."""
-    if key not in _BUILT:
-        request.session.config.add_cleanup(lambda: remove_images_named(image_prefix))
-        _BUILT[key] = make()
-    return _BUILT[key]
-
-
 def remove_images_named(prefix: str) -> None:
     """Remove every image with a name that starts with `prefix` (children, then bases)."""
     assert prefix.startswith("localhost/monoimage-test-")
@@ -158,29 +150,43 @@ def remove_images_named(prefix: str) -> None:
     remove_images(sorted(names, key=lambda n: ("-base:" not in n, n)))  # bases last
 
 
-@dataclass(frozen=True)
-class Built:
-    """One footprint run of a test recipe, and where its files are."""
+EDGE_LITE_EPOCH = 1700000000   # 2023-11-14T22:13:20Z, the images' creation time
 
-    run: FootprintRun
-    recipe: Path
+
+def edge_lite_source() -> Path:
+    """The committed edge-lite recipe, or MONOIMAGE_TEST_EDGE_LITE (a recipe under work)."""
+    return Path(os.environ.get("MONOIMAGE_TEST_EDGE_LITE", REPO / "recipes" / "edge-lite.yaml"))
+
+
+@dataclass(frozen=True)
+class EdgeLite:
+    """The session's edge-lite build: its recipe file, the recipe, its pinned closure."""
+
+    path: Path
+    recipe: Recipe
+    resolution: Resolution
+    result: BuildResult
     folder: Path
 
+    @property
+    def reference(self) -> str:
+        return self.result.reference
 
-def edge_lite_footprint(request: pytest.FixtureRequest,
-                        factory: pytest.TempPathFactory) -> Built:
-    """edge-lite's three strategies, built once per session (about 3.5 minutes), not verified
-    on a registry (the dnf fixture's tests do that); images removed at the session's end."""
-    name = f"monoimage-test-edge-lite-{secrets.token_hex(3)}"
 
-    def make() -> Built:
-        folder = factory.mktemp("edge-lite-footprint")
-        path = renamed_recipe_copy(REPO / "recipes" / "edge-lite.yaml", folder, name)
-        run = run_footprint(load_recipe(path), FootprintOptions(
-            tag="t", out_dir=folder / "out", oci_cache=folder / "oci", verify=False))
-        request.session.config.add_cleanup(
-            lambda: shutil.rmtree(folder / "oci", ignore_errors=True))
-        return Built(run, path, folder)
-
-    built: Built = built_once(request, "edge-lite", make, f"localhost/{name}")
-    return built
+def edge_lite_run(edge_lite: EdgeLite, oci: Path, source_date_epoch: int) -> FootprintRun:
+    """`monoimage footprint`'s first day over the session's edge-lite: its golden image and
+    both layered comparators built from the same closure (about two minutes), measured from
+    their OCI blobs; no registry pull (the dnf fixture's tests verify one)."""
+    recipe, resolution = edge_lite.recipe, edge_lite.resolution
+    tag = edge_lite.reference.rsplit(":", 1)[1]
+    images = [StrategyImages(MONOIMAGE, (edge_lite.reference,))]
+    for strategy in STRATEGIES:
+        built = build_layered(recipe, resolution, strategy, LayeredOptions(
+            tag=tag, cache_dir=default_cache_dir(), source_date_epoch=source_date_epoch))
+        images.append(StrategyImages(strategy, built.references))
+    measured = [Strategy(s.name, tuple(load_image(ref, oci) for ref in s.references))
+                for s in images]
+    report = footprint_report(measured, owner=package_owners(
+        edge_lite.reference, recipe.distro.packager), baseline=MONOIMAGE)
+    return FootprintRun(recipe=recipe, resolution=resolution, images=tuple(images),
+                        report=report, rollouts=strategy_rollouts(report.strategies))

@@ -3,6 +3,7 @@ read back from an image's table and labels, and the errors a user can cause."""
 
 from __future__ import annotations
 
+import io
 import socket
 import struct
 import subprocess
@@ -14,12 +15,15 @@ from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
 from monoimage.cli import main
+from monoimage.cli.boot import print_report, summary
 from monoimage.image import LABEL_MEMORY, LABEL_PIDS_LIMIT, LABEL_READ_ONLY, LABEL_SERVICE_PORTS
-from monoimage.pipeline.boot import BootReport
+from monoimage.pipeline.boot import BootReport, ServiceStatus
 from monoimage.pipeline.build import BuildOptions, image_config
 from monoimage.pipeline.host_probes import (
+    HostProbe,
     build_dns_query,
     build_ntp_request,
     dns_query,
@@ -35,6 +39,7 @@ from monoimage.plan.run_profile import container_spec
 from monoimage.plan.service_table import service_table_text
 from monoimage.recipe.model import Port
 from test_runprofile import edge_recipe, podman_env
+from timing import scaled
 
 # --- probes against real sockets --------------------------------------------------------------
 
@@ -42,7 +47,7 @@ def udp_server(answer: Callable[[bytes], bytes]) -> Iterator[int]:
     """A one-shot UDP server on a free loopback port that replies answer(request)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
-    sock.settimeout(5)
+    sock.settimeout(scaled(5))
 
     def serve() -> None:
         try:
@@ -55,7 +60,7 @@ def udp_server(answer: Callable[[bytes], bytes]) -> Iterator[int]:
     thread.start()
     yield sock.getsockname()[1]
     sock.close()
-    thread.join(5)
+    thread.join(scaled(5))
 
 
 @pytest.fixture
@@ -133,50 +138,49 @@ def test_published_ports_from_inspect():
 
 # --- the recipe's facts, read back from the image ---------------------------------------------
 
-def image_inspect_of(recipe, extra_labels: dict[str, str] | None = None) -> dict:
-    """What `podman image inspect` shows for the build's image config of `recipe`."""
-    config = image_config(recipe, BuildOptions(), "sha256:" + "0" * 64)
-    labels = dict(config.labels) | (extra_labels or {})
-    return {"Config": {"ExposedPorts": {p: {} for p in config.ports},
-                       "Volumes": {v: {} for v in config.volumes}, "Labels": labels}}
+# What `podman image inspect` shows of edge_recipe()'s image, written out by hand.
+RUN_LABELS = {
+    LABEL_SERVICE_PORTS: "dnsmasq=53/udp,53/tcp;redis=6379/tcp;chrony=123/udp",
+    LABEL_MEMORY: "512m", LABEL_PIDS_LIMIT: "1024", LABEL_READ_ONLY: "true"}
+CAPABILITIES = {"io.monoimage.capabilities": "CAP_NET_BIND_SERVICE,NET_BIND_SERVICE,NET_RAW"}
 
 
-def full_labels(recipe) -> dict[str, str]:
-    return {
-        LABEL_SERVICE_PORTS: ";".join(f"{s.name}={','.join(map(str, s.ports))}"
-                                      for s in recipe.services if s.ports),
-        LABEL_MEMORY: recipe.runtime.memory, LABEL_PIDS_LIMIT: str(recipe.runtime.pids_limit),
-        LABEL_READ_ONLY: "true"}
+def edge_inspect(labels: dict[str, str]) -> dict:
+    return {"Config": {
+        "ExposedPorts": {"53/tcp": {}, "53/udp": {}, "123/udp": {}, "6379/tcp": {}},
+        "Volumes": {"/var/lib/chrony": {}, "/var/lib/redis": {}},
+        "Labels": {"io.monoimage.health-cmd": "/usr/bin/monoimage-init health", **labels}}}
+
+
+def test_the_build_writes_the_labels_boot_reads():
+    labels = dict(image_config(edge_recipe(), BuildOptions(), "sha256:" + "0" * 64).labels)
+    assert {k: labels[k] for k in (*RUN_LABELS, *CAPABILITIES)} == RUN_LABELS | CAPABILITIES
 
 
 def test_the_image_gives_boot_the_same_spec_as_the_recipe():
-    """One source of truth: what the build writes into the image is enough to run it as the
-    recipe says (given the labels the run profile asks for)."""
+    """One source of truth: the labels and config the build writes are enough to run the
+    image as the recipe says."""
     recipe = edge_recipe()
-    inspect = image_inspect_of(recipe)
-    assert {k: inspect["Config"]["Labels"][k] for k in full_labels(recipe)} == \
-        full_labels(recipe)                              # the build writes exactly these
-    from_image, notes = recipe_from_image("localhost/edge-lite:latest", inspect,
+    from_image, notes = recipe_from_image("localhost/edge-lite:latest",
+                                          edge_inspect(RUN_LABELS | CAPABILITIES),
                                           service_table_text(recipe))
     assert notes == []
     assert container_spec(from_image) == container_spec(recipe)
     assert [(s.name, s.ports) for s in from_image.services] == [
-        (s.name, s.ports) for s in recipe.services]
+        ("dnsmasq", (Port(53, "udp"), Port(53, "tcp"))), ("redis", (Port(6379),)),
+        ("chrony", (Port(123, "udp"),))]
 
 
 def test_without_run_labels_boot_guesses_and_says_so():
     """An image built before the build wrote the run labels: boot guesses and says so."""
     recipe = edge_recipe()
-    inspect = image_inspect_of(recipe)
-    for label in (LABEL_SERVICE_PORTS, LABEL_MEMORY, LABEL_PIDS_LIMIT, LABEL_READ_ONLY):
-        inspect["Config"]["Labels"].pop(label)
-    from_image, notes = recipe_from_image("localhost/edge-lite:latest", inspect,
+    from_image, notes = recipe_from_image("localhost/edge-lite:latest",
+                                          edge_inspect(CAPABILITIES),
                                           service_table_text(recipe))
     assert from_image.ports == recipe.ports             # every exposed port is published
     assert from_image.capabilities == recipe.capabilities
-    assert from_image.volumes == recipe.volumes
-    assert dict(s for s in [(x.name, x.ports) for x in from_image.services])["redis"] == (
-        Port(6379),)
+    assert from_image.volumes == ("/var/lib/chrony", "/var/lib/redis")
+    assert {x.name: x.ports for x in from_image.services}["redis"] == (Port(6379),)
     assert any(LABEL_SERVICE_PORTS in n for n in notes)
     assert any(LABEL_MEMORY in n for n in notes)
 
@@ -196,12 +200,74 @@ def test_report_is_ok_only_without_problems():
     assert not replace(report, problems=("exit code 1",)).ok
 
 
+# --- the text report, from hand-made values ---------------------------------------------------
+
+HEALTHY = BootReport(
+    image="localhost/edge-lite:latest", container="monoimage-boot-edge-lite-1a2b3c",
+    profile="small-host", recipe_from="image", healthy=True, time_to_ready_ms=1234.4,
+    time_to_healthy_ms=1500.6,
+    services=(ServiceStatus("dnsmasq", "ready", 310, 2048, 0, 12),
+              ServiceStatus("redis", "ready", 905, 9830, 1, 13)),
+    probes=(HostProbe("dnsmasq", "53/udp", 40001, "dns", "ok", "dns NXDOMAIN, 0 answer(s)"),
+            HostProbe("dnsmasq", "53/tcp", 40002, "tcp", "ok", "tcp connect"),
+            HostProbe("redis", "6379/tcp", 40003, "tcp", "ok", "tcp connect")),
+    init_rss_kib=15360, zombies=(), stop_timeout=25, stop_seconds=1.234, exit_code=0)
+
+
+def report_lines(report: BootReport) -> list[str]:
+    out = io.StringIO()
+    print_report(report, Console(file=out, width=200, color_system=None))
+    return [line.rstrip() for line in out.getvalue().splitlines()]
+
+
+def test_a_healthy_report_has_a_row_per_service_and_says_healthy():
+    lines = report_lines(HEALTHY)
+    assert lines[0].strip() == "localhost/edge-lite:latest — profile small-host, facts from image"
+    rows = [[c.strip() for c in line.strip("│").split("│")] for line in lines
+            if line.startswith("│")]
+    assert rows == [
+        ["dnsmasq", "ready", "310 ms", "2.0 MiB", "0", "✓ 53/udp dns NXDOMAIN, 0 answer(s)"],
+        ["", "", "", "", "", "✓ 53/tcp tcp connect"],
+        ["redis", "ready", "905 ms", "9.6 MiB", "1", "✓ 6379/tcp tcp connect"]]
+    assert lines[lines.index(next(x for x in lines if x.startswith("container "))):] == [
+        ("container monoimage-boot-edge-lite-1a2b3c (localhost/edge-lite:latest, profile "
+        "small-host)"),
+        "all services ready 1234 ms after start (health check passed at 1501 ms)",
+        "monoimage-init RSS 15.0 MiB",
+        "podman stop: 1.23 s (stop timeout 25 s), exit code 0, 0 zombie(s)",
+        "healthy: every service ready and answering from the host; stopped cleanly"]
+
+
+def test_an_unhealthy_report_lists_problems_notes_and_the_log():
+    sick = replace(HEALTHY, healthy=False, time_to_ready_ms=None, time_to_healthy_ms=None,
+                   services=(), probes=(), init_rss_kib=None, stop_seconds=None,
+                   exit_code=4, notes=("no io.monoimage.runtime.memory label: 512m assumed",),
+                   problems=("the container exited (code 4) before it was healthy",),
+                   log_tail="never: not ready after 4 s\n")
+    assert report_lines(sick) == [
+        ("container monoimage-boot-edge-lite-1a2b3c (localhost/edge-lite:latest, profile "
+        "small-host)"),
+        "note: no io.monoimage.runtime.memory label: 512m assumed",
+        "not healthy:",
+        "  ✗ the container exited (code 4) before it was healthy",
+        "last lines of the container log:",
+        "never: not ready after 4 s"]
+
+
+def test_a_kept_container_says_how_to_stop_it():
+    kept = replace(HEALTHY, kept=True, stop_seconds=None, exit_code=None)
+    assert summary(kept).splitlines()[-1] == (
+        "kept running: podman stop -t 25 monoimage-boot-edge-lite-1a2b3c && podman rm "
+        "monoimage-boot-edge-lite-1a2b3c")
+
+
 # --- errors a user can cause ------------------------------------------------------------------
 
 def run(*args: str):
     return CliRunner().invoke(main, ["boot", *args])
 
 
+@pytest.mark.tools
 def test_an_image_that_is_not_here_exits_2():
     result = run("localhost/monoimage-test-absent:0")
     assert result.exit_code == 2
@@ -209,12 +275,13 @@ def test_an_image_that_is_not_here_exits_2():
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--profile", "huge"], "'huge' is not one of"),
-    (["--timeout", "0"], "0"),
+    (["--profile", "huge"],
+     "Error: Invalid value for '--profile': 'huge' is not one of 'small-host', 'default'."),
+    (["--timeout", "0"], "Error: Invalid value for '--timeout': 0.0 is not in the range x>=1."),
 ])
 def test_bad_options_exit_2(args, message):
     result = run("localhost/edge-lite:latest", *args)
-    assert result.exit_code == 2 and message in result.output
+    assert result.exit_code == 2 and result.stderr.splitlines()[-1] == message
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +299,7 @@ def foreign_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                    capture_output=True)
 
 
+@pytest.mark.tools
 def test_an_image_without_a_service_table_exits_2_and_runs_nothing(foreign_image):
     result = run(foreign_image)
     assert result.exit_code == 2

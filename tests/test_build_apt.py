@@ -1,7 +1,8 @@
 """Real builds on the apt path: reproducible digests, atomic failures, edge-lite's content.
 
-These build with mmdebstrap and buildah against Debian's mirror (about 20 s for the tiny image,
-35 s for edge-lite on this host); one image per fixture is shared by the tests that read it.
+These build with mmdebstrap and buildah against Debian's mirror (about 20 s for the tiny image
+from a warm package cache); one image per fixture is shared by the tests that read it, and
+edge-lite is the session's own build (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -20,27 +21,37 @@ from pathlib import Path
 
 import pytest
 
-from buildsupport import leftovers, opened, remove_images, unique_tag, write_tiny_recipe
+from buildsupport import (
+    init_usage,
+    leftovers,
+    opened,
+    remove_images,
+    unique_tag,
+    write_tiny_recipe,
+)
+from footprint_support import EdgeLite
 from monoimage.errors import UserError
 from monoimage.image import (
     CONFIG_ROOT,
     ENTRYPOINT,
+    HEALTH_CMD,
     LABEL_SERVICE_PORTS,
     MANIFEST_PATH,
     SBOM_PATH,
     TABLE_PATH,
 )
 from monoimage.init.table import load_table
-from monoimage.pipeline.build import BuildOptions, BuildResult, build
+from monoimage.pipeline.build import BuildOptions, BuildResult, build, image_config
 from monoimage.pipeline.workspace import CONTAINER_PREFIX
 from monoimage.plan.image_facts import runtime_from_labels, service_ports
 from monoimage.recipe.load import load_recipe
 from monoimage.recipe.model import Strip
 from monoimage.tools import buildah
 from monoimage.tools.cache_dir import default_cache_dir
+from monoimage.tools.packagers.cache import APT_ARCHIVES
+from timing import scaled
 
-pytestmark = pytest.mark.build
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.build, pytest.mark.tools]
 MONOIMAGE = (sys.executable, "-c", "from monoimage.cli import main; main()")
 
 
@@ -69,16 +80,86 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Build
     remove_images(tag)
 
 
-def test_same_inputs_give_the_same_image_digest(tiny, tmp_path):
-    recipe_path, first = tiny
-    tag = unique_tag("tiny-again")
+def test_a_cold_package_cache_gives_the_same_image_digest_as_a_warm_one(tiny, tmp_path):
+    """The fixture built with the shared, warm cache; this build starts from an empty one and
+    downloads every package (the CLI tests below build from the warm one again)."""
+    recipe_path, warm = tiny
+    tag = unique_tag("tiny-cold")
+    cold_cache = tmp_path / "cold-cache"
     try:
-        second = build(load_recipe(recipe_path), _options(tag, tmp_path / "out"))
-        assert second.image_id == first.image_id
-        assert second.digest == first.digest and first.digest.startswith("sha256:")
-        assert second.manifest_digest == first.manifest_digest
+        cold = build(load_recipe(recipe_path), dataclasses.replace(
+            _options(tag, tmp_path / "out"), cache_dir=cold_cache))
+        assert list((cold_cache / APT_ARCHIVES).glob("*.deb"))  # it did download
+        assert cold.image_id == warm.image_id
+        assert cold.digest == warm.digest and warm.digest.startswith("sha256:")
+        assert cold.manifest_digest == warm.manifest_digest
     finally:
         remove_images(tag)
+
+
+def _cli_build(*args: str, env: dict[str, str] | None = None
+               ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MONOIMAGE, "build", *args], capture_output=True, text=True,
+                          check=False, env={**os.environ, "COLUMNS": "200", **(env or {})},
+                          timeout=scaled(600))
+
+
+def test_cli_build_prints_a_json_summary_and_tags_the_same_image(tiny, tmp_path):
+    """The command itself, from the warm cache: exit 0, a JSON summary on stdout, the same
+    image as the library's build (so --source-date-epoch is what it used)."""
+    recipe_path, first = tiny
+    tag = unique_tag("tiny-cli")
+    try:
+        done = _cli_build(str(recipe_path), "-t", tag, "--json", "--out-dir",
+                          str(tmp_path / "out"), "--source-date-epoch", "1700000000",
+                          env={"SOURCE_DATE_EPOCH": "86400"})  # the option wins
+        assert done.returncode == 0, done.stderr
+        summary = json.loads(done.stdout)
+        assert (summary["image"], summary["image_id"], summary["digest"]) == \
+            (tag, first.image_id, first.digest)
+        assert summary["manifest"] == str(tmp_path / "out" / "manifest.json")
+        assert (tmp_path / "out" / "manifest.json").read_text() == \
+            first.manifest_path.read_text()
+        assert list(summary["stages"]) == ["resolve", "rootfs", "strip", "init", "manifest",
+                                           "config", "commit"]
+        assert buildah.image_id(tag) == first.image_id
+        assert f"{tag} {first.image_id[:12]}  {first.packages} packages" in done.stderr
+    finally:
+        remove_images(tag)
+
+
+def test_cli_build_docker_format_with_source_date_epoch_from_the_environment(tiny, tmp_path):
+    recipe_path, oci = tiny
+    tag = unique_tag("tiny-docker")
+    try:
+        done = _cli_build(str(recipe_path), "-t", tag, "-q", "--format", "docker",
+                          "--out-dir", str(tmp_path / "out"),
+                          env={"SOURCE_DATE_EPOCH": "86400"})
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == ""
+        info = buildah.inspect_image(tag)
+        manifest = json.loads(info["Manifest"])
+        assert manifest["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+        assert "Healthcheck" in info["Docker"]["config"]
+        created = info["OCIv1"]["config"]["Labels"]["org.opencontainers.image.created"]
+        assert created == "1970-01-02T00:00:00Z"          # SOURCE_DATE_EPOCH=86400
+        assert buildah.image_id(tag) != oci.image_id
+    finally:
+        remove_images(tag)
+
+
+def test_the_docker_healthcheck_runs_monoimage_init_health(tmp_path: Path) -> None:
+    """Without an image: the HEALTHCHECK buildah records for the build's docker config."""
+    config = image_config(load_recipe(write_tiny_recipe(tmp_path)),
+                          BuildOptions(image_format="docker"), "sha256:m")
+    container = buildah.from_scratch(f"monoimage-test-health-{secrets.token_hex(4)}")
+    try:
+        buildah.configure(container, config)
+        info = buildah.buildah("inspect", container)
+        health = json.loads(info)["Docker"]["config"]["Healthcheck"]
+    finally:
+        buildah.remove_container(container)
+    assert health["Test"] == ["CMD", *HEALTH_CMD]
 
 
 def test_init_is_byte_compiled_for_a_read_only_root_and_runs_isolated(tiny):
@@ -97,7 +178,7 @@ def test_init_is_byte_compiled_for_a_read_only_root_and_runs_isolated(tiny):
         # -I: a PYTHON* variable would redirect the bytecode cache (and so write there).
         usage = buildah.run(container, ["/usr/bin/monoimage-init", "--help"],
                             env={"PYTHONPYCACHEPREFIX": "/tmp/pycache-monoimage-test"})
-        assert "run" in usage
+        assert usage == init_usage()
         assert not (root / "tmp/pycache-monoimage-test").exists()
         assert {p.name: p.stat().st_mtime_ns
                 for p in (package / "__pycache__").glob("*.pyc")} == before
@@ -141,27 +222,35 @@ def test_failure_after_install_removes_the_working_container(tiny, tmp_path):
     _assert_failed_cleanly(previous, options.build_id)
 
 
-def test_ctrl_c_during_install_cleans_up_and_keeps_the_tag(tiny, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_during_install_cleans_up_and_keeps_the_tag(tiny, tmp_path, signum):
     recipe_path, previous = tiny
     build_id = secrets.token_hex(6)
     proc = subprocess.Popen(
-        [*MONOIMAGE, "build", str(recipe_path), "-t", previous.reference, "-q", "--out-dir", str(tmp_path),
-         "--build-id", build_id],
+        [*MONOIMAGE, "build", str(recipe_path), "-t", previous.reference, "-q",
+         "--out-dir", str(tmp_path), "--build-id", build_id],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not leftovers(build_id)[0]:
+        deadline = time.monotonic() + scaled(60)
+        while not leftovers(build_id)[0]:
+            assert time.monotonic() < deadline, "the build never created its working container"
             time.sleep(0.2)
-        assert leftovers(build_id)[0], "the build never created its working container"
-        time.sleep(4)  # well inside mmdebstrap's install
         root = _mount_point(f"{CONTAINER_PREFIX}{build_id}")
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=120)
+        # The event: mmdebstrap has begun unpacking into the root (dpkg's database is there).
+        while not Path(root, "var/lib/dpkg/status").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, \
+                "mmdebstrap never started installing"
+            time.sleep(0.1)
+        proc.send_signal(signum)
+        _out, err = proc.communicate(timeout=scaled(120))
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130
-    assert "build interrupted" in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "monoimage: build interrupted: nothing was tagged; the working container and "
+        "temporary image were removed")
+    assert "Traceback" not in err
     _assert_failed_cleanly(previous, build_id)
     mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
     assert not [m for m in mounts if m.startswith(root)], "mmdebstrap left mounts behind"
@@ -179,36 +268,26 @@ def _mount_point(container: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def edge_lite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuildResult]:
-    tag = unique_tag("edge-lite")
-    out = tmp_path_factory.mktemp("edge-lite-out")
-    result = build(load_recipe(REPO / "recipes" / "edge-lite.yaml"), _options(tag, out))
-    yield result
-    remove_images(tag)
-
-
-@pytest.fixture(scope="module")
-def edge_lite_root(edge_lite) -> Iterator[tuple[str, Path]]:
+def edge_lite_root(edge_lite: EdgeLite) -> Iterator[tuple[str, Path]]:
     with opened(edge_lite.reference) as opened_image:
         yield opened_image
 
 
 def test_edge_lite_packages_match_plan_resolve_exactly(edge_lite, edge_lite_root):
-    out = subprocess.run([*MONOIMAGE, "plan", "--resolve", "--json",
-                          str(REPO / "recipes" / "edge-lite.yaml")],
+    out = subprocess.run([*MONOIMAGE, "plan", "--resolve", "--json", str(edge_lite.path)],
                          check=True, capture_output=True, text=True).stdout
     planned = json.loads(out)["resolution"]
     in_image = _dpkg_query(edge_lite_root[0])
     assert {p["name"]: p["version"] for p in planned["packages"]} == \
         {name: row[0] for name, row in in_image.items()}
-    assert edge_lite.packages == len(in_image) == planned["totals"]["packages"]
+    assert edge_lite.result.packages == len(in_image) == planned["totals"]["packages"]
 
 
 def test_manifest_and_sbom_match_dpkg_query_inside_the_image(edge_lite, edge_lite_root):
     container, root = edge_lite_root
     in_image = _dpkg_query(container)
     text = (root / MANIFEST_PATH.lstrip("/")).read_text()
-    assert text == edge_lite.manifest_path.read_text()  # the same file beside the image
+    assert text == edge_lite.result.manifest_path.read_text()  # the same file beside the image
     manifest = json.loads(text)
     assert {p["name"]: (p["version"], p["arch"], p["installed_size"])
             for p in manifest["packages"]} == in_image
@@ -228,7 +307,7 @@ def test_manifest_and_sbom_match_dpkg_query_inside_the_image(edge_lite, edge_lit
 def test_edge_lite_image_config(edge_lite):
     info = buildah.inspect_image(edge_lite.reference)
     config = info["OCIv1"]["config"]
-    recipe = load_recipe(REPO / "recipes" / "edge-lite.yaml")
+    recipe = edge_lite.recipe
     assert config["Entrypoint"] == list(ENTRYPOINT)
     assert set(config["ExposedPorts"]) == {str(p) for p in recipe.ports}
     assert set(config["Volumes"]) == set(recipe.volumes)
@@ -254,20 +333,20 @@ def test_edge_lite_strip_removed_caches_and_docs_but_kept_licences(edge_lite, ed
     assert not list((root / "usr/share/man").glob("*"))
     assert (root / "usr/share/doc/mosquitto/copyright").is_file()
     assert not (root / "usr/share/doc/mosquitto/changelog.Debian.gz").exists()
-    manifest = json.loads(edge_lite.manifest_path.read_text())
+    manifest = json.loads(edge_lite.result.manifest_path.read_text())
     stripped = {s["what"]: s for s in manifest["stripped"]}
     assert stripped["docs"]["bytes"] > 1_000_000 and stripped["package lists"]["files"] > 0
-    assert edge_lite.stripped_bytes == sum(s["bytes"] for s in manifest["stripped"])
+    assert edge_lite.result.stripped_bytes == sum(s["bytes"] for s in manifest["stripped"])
 
 
-def test_edge_lite_has_the_init_table_and_template_links(edge_lite_root):
+def test_edge_lite_has_the_init_table_and_template_links(edge_lite, edge_lite_root):
     container, root = edge_lite_root
     table = load_table(str(root / TABLE_PATH.lstrip("/")))
-    recipe = load_recipe(REPO / "recipes" / "edge-lite.yaml")
+    recipe = edge_lite.recipe
     assert [s.name for s in table.services] == [s.name for s in recipe.services]
     for service in recipe.services:
         for template in service.templates:
             link = root / template.dest.lstrip("/")
             assert os.readlink(link) == CONFIG_ROOT + template.dest
     usage = buildah.run(container, ["/usr/bin/monoimage-init", "--help"])
-    assert "run" in usage and "health" in usage
+    assert usage == init_usage() and usage.startswith("usage: monoimage-init ")

@@ -30,7 +30,7 @@ from monoimage.tools.skopeo import load_image
 from recipe_files import write_recipe
 from rpmrepo import EDGE_FIXTURE, RpmSpec, make_rpm_repo
 
-pytestmark = pytest.mark.build
+pytestmark = [pytest.mark.build, pytest.mark.tools]
 
 IMAGE = """\
 image:

@@ -1,7 +1,8 @@
 """The layered comparators, built for real: edge-lite on the apt path (children install inside a
 container on top of the base), and a failing build on the dnf fixture (atomic: nothing left).
 
-edge-lite's three strategies are built once per session (tests/footprint_support.py).
+edge-lite is built once per session (tests/conftest.py: `edge_lite`), its comparators once
+from the same pinned closure (`edge_lite_strategies`).
 """
 
 from __future__ import annotations
@@ -13,20 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from buildsupport import opened
-from footprint_support import (
-    Built,
-    edge_lite_footprint,
-    make_dnf_repo,
-    remove_images_named,
-    write_dnf_recipe,
-)
+from buildsupport import init_usage, opened
+from footprint_support import make_dnf_repo, remove_images_named, write_dnf_recipe
 from monoimage.errors import UserError
 from monoimage.image import ENTRYPOINT, INIT_LAUNCHER, TABLE_PATH
 from monoimage.init.table import load_table
 from monoimage.pipeline import comparators
 from monoimage.pipeline.build import resolve
 from monoimage.pipeline.comparators import LayeredOptions, build_layered, image_reference
+from monoimage.pipeline.footprint import FootprintRun
 from monoimage.pipeline.workspace import CONTAINER_PREFIX, TEMP_PREFIX
 from monoimage.plan.comparator_plan import plan_layered
 from monoimage.plan.resolution import ResolvedPackage
@@ -35,19 +31,16 @@ from monoimage.tools import buildah
 from monoimage.tools.packagers.apt import AptPackager
 from monoimage.tools.skopeo import load_image
 
-pytestmark = pytest.mark.build
+pytestmark = [pytest.mark.build, pytest.mark.tools]
+# edge-lite's services, in its recipe's order: a child image each.
+EDGE_LITE_SERVICES = ["chrony", "mosquitto", "redis", "dnsmasq", "nginx", "haproxy",
+                      "node-exporter"]
 
 
-@pytest.fixture(scope="session")
-def edge_lite(request: pytest.FixtureRequest,
-              tmp_path_factory: pytest.TempPathFactory) -> Built:
-    return edge_lite_footprint(request, tmp_path_factory)
-
-
-def _layered(built: Built, strategy: str) -> dict[str, str]:
+def _layered(run: FootprintRun, strategy: str) -> dict[str, str]:
     """part ("base" or a service) → image reference."""
-    refs = next(s.references for s in built.run.images if s.name == strategy)
-    services = [s.name for s in built.run.recipe.services]
+    refs = next(s.references for s in run.images if s.name == strategy)
+    services = [s.name for s in run.recipe.services]
     return dict(zip(("base", *services), refs, strict=True))
 
 
@@ -56,9 +49,9 @@ def _diff_ids(ref: str) -> list[str]:
 
 
 @pytest.mark.parametrize("strategy", ["kolla-style", "shared-base"])
-def test_each_child_is_its_base_plus_one_layer_of_its_own(edge_lite: Built,
+def test_each_child_is_its_base_plus_one_layer_of_its_own(edge_lite_strategies: FootprintRun,
                                                           strategy: str) -> None:
-    images = _layered(edge_lite, strategy)
+    images = _layered(edge_lite_strategies, strategy)
     base = _diff_ids(images.pop("base"))
     assert len(base) == 1
     own = set()
@@ -69,22 +62,25 @@ def test_each_child_is_its_base_plus_one_layer_of_its_own(edge_lite: Built,
     assert len(own) == len(images)
 
 
-def test_children_hold_exactly_the_base_and_their_own_pinned_packages(edge_lite: Built) -> None:
-    run = edge_lite.run
+def test_children_hold_exactly_the_base_and_their_own_pinned_packages(
+        edge_lite_strategies: FootprintRun) -> None:
+    run = edge_lite_strategies
     plan = plan_layered(run.resolution, [s.name for s in run.recipe.services], "kolla-style")
-    images = _layered(edge_lite, "kolla-style")
+    images = _layered(run, "kolla-style")
 
     def pins(packages: tuple[ResolvedPackage, ...]) -> set[tuple[str, str]]:
         return {(p.name, p.version) for p in packages}
 
-    for child in plan.children[:3]:
+    assert [child.service for child in plan.children] == EDGE_LITE_SERVICES
+    for child in plan.children:
         with opened(images[child.service]) as (_container, root):
             have = {(p.name, p.version) for p in AptPackager().list_installed(root)}
         assert have == pins(plan.base) | pins(child.packages), child.service
 
 
-def test_a_child_runs_monoimage_init_over_a_table_of_its_own_service(edge_lite: Built) -> None:
-    images = _layered(edge_lite, "kolla-style")
+def test_a_child_runs_monoimage_init_over_a_table_of_its_own_service(
+        edge_lite_strategies: FootprintRun) -> None:
+    images = _layered(edge_lite_strategies, "kolla-style")
     with opened(images["base"]) as (_container, root):
         assert (root / INIT_LAUNCHER.lstrip("/")).is_file()
         assert not (root / TABLE_PATH.lstrip("/")).exists()
@@ -92,7 +88,7 @@ def test_a_child_runs_monoimage_init_over_a_table_of_its_own_service(edge_lite: 
         table = load_table(str(root / TABLE_PATH.lstrip("/")))
         assert [s.name for s in table.services] == ["mosquitto"]
         usage = buildah.run(container, [INIT_LAUNCHER, "--help"])
-        assert "run" in usage
+        assert usage == init_usage()
     config = buildah.inspect_image(images["mosquitto"])["OCIv1"]["config"]
     assert config["Entrypoint"] == list(ENTRYPOINT)
     assert set(config["ExposedPorts"]) == {"1883/tcp"}
@@ -100,9 +96,10 @@ def test_a_child_runs_monoimage_init_over_a_table_of_its_own_service(edge_lite: 
     assert config["Labels"]["io.monoimage.services"] == "mosquitto"
 
 
-def test_child_layers_carry_no_apt_state_caches_or_mount_points(edge_lite: Built) -> None:
-    images = _layered(edge_lite, "kolla-style")
-    layer = load_image(images["nginx"], edge_lite.folder / "oci").layers[-1]
+def test_child_layers_carry_no_apt_state_caches_or_mount_points(
+        edge_lite_strategies: FootprintRun, tmp_path: Path) -> None:
+    images = _layered(edge_lite_strategies, "kolla-style")
+    layer = load_image(images["nginx"], tmp_path / "oci").layers[-1]
     paths = {f.path for f in layer.files}
     files = {f.path for f in layer.files if f.kind == "file"}
     assert "/usr/sbin/nginx" in files
@@ -114,8 +111,9 @@ def test_child_layers_carry_no_apt_state_caches_or_mount_points(edge_lite: Built
                 and not p.endswith("/copyright")]
 
 
-def test_shared_base_never_pulls_more_than_kolla_style_on_edge_lite(edge_lite: Built) -> None:
-    figures = {f.name: f for f in edge_lite.run.report.strategies}
+def test_shared_base_never_pulls_more_than_kolla_style_on_edge_lite(
+        edge_lite_strategies: FootprintRun) -> None:
+    figures = {f.name: f for f in edge_lite_strategies.report.strategies}
     kolla, shared = figures["kolla-style"], figures["shared-base"]
     assert shared.first_deploy.bytes <= kolla.first_deploy.bytes
     assert shared.duplicated_bytes < kolla.duplicated_bytes

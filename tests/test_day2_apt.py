@@ -2,29 +2,35 @@
 services share (libtirpc3: chrony, mosquitto, nginx), re-versioned with dpkg-deb and published
 in a local, signed apt-ftparchive repository beside the host's own sources.
 
-The kolla-style comparator of edge-lite is built for day 1 and day 2, both with the update
-repository configured (about two minutes): the base and the four services that do not ship
-the library must come out bit for bit the same (same digests, nothing to pull); the three that
-ship it get a new layer each.
+edge-lite (under a `monoimage-test-` name) is only resolved, not built; its kolla-style
+comparator is built for day 1 and day 2, both with the update repository configured (about two
+minutes): the base and the four services that do not ship the library must come out bit for
+bit the same (same digests, nothing to pull); the three that ship it get a new layer each.
 """
 
 from __future__ import annotations
 
+import secrets
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from buildsupport import opened
-from footprint_support import Built, apt_readable_folder, edge_lite_footprint
+from footprint_support import edge_lite_source, renamed_recipe_copy
 from monoimage.footprint.changes import image_changes
-from monoimage.footprint.figures import Strategy, day2
+from monoimage.footprint.figures import Strategy, day2, first_deploy
 from monoimage.pipeline.build import resolve
 from monoimage.pipeline.comparators import LayeredOptions, build_layered
 from monoimage.pipeline.footprint import remove_images
 from monoimage.plan.day2 import PackageUpdate, update_recipes, version_changes
+from monoimage.plan.resolution import Resolution
 from monoimage.recipe.load import load_recipe
+from monoimage.recipe.model import Recipe
 from monoimage.tools import buildah
 from monoimage.tools.cache_dir import default_cache_dir
 from monoimage.tools.packagers.apt import AptPackager
@@ -32,48 +38,61 @@ from monoimage.tools.packagers.apt_sources import host_repositories
 from monoimage.tools.packagers.update_repository import UPDATE_SUFFIX, make_update_repository
 from monoimage.tools.skopeo import load_image
 
-pytestmark = pytest.mark.build
+pytestmark = [pytest.mark.build, pytest.mark.tools]
 LIBRARY = "libtirpc3"
 
 
-@pytest.fixture
-def repo_dir() -> Iterator[Path]:
-    with apt_readable_folder() as folder:
-        yield folder
+@dataclass(frozen=True)
+class Resolved:
+    recipe: Recipe
+    resolution: Resolution
 
 
-@pytest.fixture(scope="session")
-def edge_lite(request: pytest.FixtureRequest,
-              tmp_path_factory: pytest.TempPathFactory) -> Built:
-    return edge_lite_footprint(request, tmp_path_factory)
+@pytest.fixture()
+def repo() -> Iterator[Path]:
+    """Where the update repository goes: a folder apt's `_apt` sandbox can read (pytest's own
+    temporary folders are 0700, as `footprint --simulate-update`'s would be if it did not
+    open its own up)."""
+    folder = Path(tempfile.mkdtemp(prefix="monoimage-test-update-"))
+    folder.chmod(0o755)
+    try:
+        yield folder / "repo"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def edge_lite(tmp_path_factory: pytest.TempPathFactory) -> Resolved:
+    """edge-lite under a `monoimage-test-` name, resolved (seconds): no image is built."""
+    path = renamed_recipe_copy(edge_lite_source(), tmp_path_factory.mktemp("edge-lite"),
+                               f"monoimage-test-apt-day2-{secrets.token_hex(3)}")
+    recipe = load_recipe(path)
+    return Resolved(recipe, resolve(recipe, cache_dir=default_cache_dir()))
 
 
 def test_update_repository_holds_the_re_versioned_library_and_apt_trusts_it(
-        edge_lite: Built, repo_dir: Path) -> None:
-    recipe = load_recipe(edge_lite.recipe)
-    original = edge_lite.run.resolution.package(LIBRARY)
-    made = make_update_repository(recipe, original, repo_dir / "repo",
-                                  cache_dir=default_cache_dir())
+        edge_lite: Resolved, repo: Path) -> None:
+    recipe = edge_lite.recipe
+    original = edge_lite.resolution.package(LIBRARY)
+    made = make_update_repository(recipe, original, repo, cache_dir=default_cache_dir())
     assert made.version == original.version + UPDATE_SUFFIX
-    deb = next((repo_dir / "repo" / "pool").glob("*.deb"))
+    deb = next((repo / "pool").glob("*.deb"))
     fields = subprocess.run(["dpkg-deb", "-f", str(deb), "Package", "Version"],
                             capture_output=True, text=True, check=True).stdout
     assert fields == f"Package: {LIBRARY}\nVersion: {made.version}\n"
-    assert (repo_dir / "repo" / "dists" / "monoimage-updates" / "InRelease").read_text() \
+    assert (repo / "dists" / "monoimage-updates" / "InRelease").read_text() \
         .startswith("-----BEGIN PGP SIGNED MESSAGE-----")
 
 
 def test_kolla_style_day2_rebuilds_only_the_children_that_ship_the_library(
-        edge_lite: Built, repo_dir: Path) -> None:
-    run = edge_lite.run
-    recipe = load_recipe(edge_lite.recipe)
+        edge_lite: Resolved, repo: Path, tmp_path: Path) -> None:
+    recipe, resolution = edge_lite.recipe, edge_lite.resolution
     cache = default_cache_dir()
-    made = make_update_repository(recipe, run.resolution.package(LIBRARY), repo_dir / "repo",
-                                  cache_dir=cache)
-    recipes = update_recipes(recipe, run.resolution, PackageUpdate(LIBRARY, made.version),
+    made = make_update_repository(recipe, resolution.package(LIBRARY), repo, cache_dir=cache)
+    recipes = update_recipes(recipe, resolution, PackageUpdate(LIBRARY, made.version),
                              extra=(made.repository,), host_repositories=host_repositories())
     before, after = (resolve(r, cache_dir=cache) for r in (recipes.before, recipes.after))
-    assert before.package(LIBRARY).version == run.resolution.package(LIBRARY).version
+    assert before.package(LIBRARY).version == resolution.package(LIBRARY).version
     assert [(c.name, c.after) for c in version_changes(before, after)] == \
         [(LIBRARY, made.version)]
     built = []
@@ -95,7 +114,7 @@ def test_kolla_style_day2_rebuilds_only_the_children_that_ship_the_library(
             assert b"monoimage stand-in security update" in library.read_bytes()[-200:]
         assert installed[LIBRARY] == made.version
 
-        oci = edge_lite.folder / "oci"
+        oci = tmp_path / "oci"
         old = Strategy("kolla-style", tuple(load_image(r, oci) for r in day1.references))
         new = Strategy("kolla-style", tuple(load_image(r, oci) for r in day2_images.references))
         changed = [c for c in image_changes(old, new) if c.manifest_changed]
@@ -104,8 +123,7 @@ def test_kolla_style_day2_rebuilds_only_the_children_that_ship_the_library(
         assert all(len(c.new_layers) == 1 for c in changed)
         pull = day2(old.images, new.images)
         assert pull.manifests == 3 and pull.blobs == 6  # a config and a layer per child
-        first = next(f for f in run.report.strategies if f.name == "kolla-style")
-        assert pull.bytes < 0.2 * first.first_deploy.bytes
+        assert pull.bytes < 0.2 * first_deploy(old.images).bytes
     finally:
         for images in built:
             remove_images(images.references)

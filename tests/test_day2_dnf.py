@@ -18,7 +18,7 @@ from monoimage.plan.day2 import PackageUpdate
 from monoimage.recipe.load import load_recipe
 from monoimage.tools import buildah
 
-pytestmark = pytest.mark.build
+pytestmark = [pytest.mark.build, pytest.mark.tools]
 
 
 @pytest.fixture(scope="module")

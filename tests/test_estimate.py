@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from footprint_support import Built, edge_lite_footprint
 from monoimage.footprint.estimate import (
     APT_CALIBRATION,
     Calibration,
@@ -15,6 +14,7 @@ from monoimage.footprint.estimate import (
     predicted_strategies,
 )
 from monoimage.footprint.figures import FootprintReport, Strategy, StrategyFigures
+from monoimage.pipeline.footprint import FootprintRun
 from monoimage.plan.resolution import Resolution, ResolvedPackage
 from monoimage.recipe.model import Distro, FamilyPackages, PackageRequest, Recipe, Service
 from monoimage.recipe.versions import Family
@@ -133,15 +133,11 @@ def test_day2_of_a_base_package_changes_every_layered_image() -> None:
 # ---------------------------------------------------------------- against real images
 
 
-@pytest.fixture(scope="session")
-def edge_lite(request: pytest.FixtureRequest,
-              tmp_path_factory: pytest.TempPathFactory) -> Built:
-    return edge_lite_footprint(request, tmp_path_factory)
-
-
 @pytest.mark.build
-def test_estimate_is_within_ten_percent_of_measured_on_edge_lite(edge_lite: Built) -> None:
-    run = edge_lite.run
+@pytest.mark.tools
+def test_estimate_is_within_ten_percent_of_measured_on_edge_lite(
+        edge_lite_strategies: FootprintRun) -> None:
+    run = edge_lite_strategies
     assert "edge-lite" not in APT_CALIBRATION.source  # measured elsewhere: a real check
     estimated = estimate_report(run.recipe, run.resolution, None, APT_CALIBRATION)
     checks = {(c.strategy, c.figure): c for c in compare_reports(estimated, run.report)}

@@ -60,7 +60,7 @@ def test_a_closer_mirror_shortens_the_round_trips() -> None:
 
 def test_a_fleet_smaller_than_one_region_needs_one_mirror() -> None:
     mirrored = rollout(FIRST, FleetParams(sites=7)).mirrored
-    assert mirrored.wan_bytes == FIRST.bytes
+    assert mirrored.wan_bytes == 100_000_000
 
 
 @pytest.mark.parametrize("field", ["sites", "site_bandwidth_bps", "registry_egress_bps",
@@ -139,6 +139,19 @@ def test_every_strategy_is_rolled_out_first_deploy_and_day2() -> None:
     update = SitePull(images=1, checks=1, manifests=1, blobs=1, bytes=5_000_000)
     mono, kolla = strategy_rollouts([figures("monoimage", update), figures("kolla-style", None)])
     assert (mono.name, kolla.name) == ("monoimage", "kolla-style")
-    assert mono.first_deploy == rollout(FIRST)
-    assert mono.day2 == rollout(update)
-    assert kolla.day2 is None
+    first = mono.first_deploy
+    assert (first.direct.wan_bytes, first.direct.rollout_seconds) == \
+        (10**12, pytest.approx(800.0))
+    assert (first.mirrored.wan_bytes, first.mirrored.rollout_seconds) == \
+        (10**10, pytest.approx(82.7))
+    assert kolla.first_deploy == first
+    assert mono.day2 is not None and kolla.day2 is None
+    # 2 + 1 HEAD + 1 manifest + 1 blob × 2 = 6 requests × 3 RTTs × 100 ms, + 40 Mbit at 10 Mbit/s
+    assert mono.day2.direct.site_seconds == pytest.approx(1.8 + 4.0)
+    # 10,000 × 5 MB = 400 Gbit through 10 Gbit/s of registry egress; 100 mirrors fill 5 MB each
+    assert (mono.day2.direct.wan_bytes, mono.day2.direct.rollout_seconds) == \
+        (5 * 10**10, pytest.approx(40.0))
+    assert (mono.day2.direct.bottleneck, mono.day2.mirrored.bottleneck) == \
+        ("registry egress", "site link")
+    assert (mono.day2.mirrored.wan_bytes, mono.day2.mirrored.rollout_seconds) == \
+        (5 * 10**8, pytest.approx(5.8))

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from footprint_support import make_dnf_repo, remove_images_named, write_dnf_recipe
+from monoimage.cli import main
 from monoimage.cli.footprint import (
     duration,
     footprint_command,
@@ -23,6 +27,7 @@ from monoimage.errors import UserError
 from monoimage.recipe.load import load_recipe
 from monoimage.recipe.model import AptRepository, DnfRepository
 from monoimage.tools import buildah
+from timing import scaled
 
 
 @pytest.mark.parametrize(("text", "bps"), [
@@ -83,6 +88,7 @@ def _invoke(*args: str) -> tuple[int, str, str, BaseException | None]:
 
 
 @pytest.mark.build
+@pytest.mark.tools
 def test_footprint_measures_day2_verifies_on_a_registry_and_writes_json_and_chart(
         dnf_recipe: tuple[Path, str], tmp_path: Path) -> None:
     recipe, name = dnf_recipe
@@ -118,21 +124,66 @@ def test_footprint_measures_day2_verifies_on_a_registry_and_writes_json_and_char
 
 
 @pytest.mark.build
-def test_footprint_prints_tables_verdict_and_what_day2_changed(
+@pytest.mark.tools
+def test_footprint_prints_tables_and_never_replaces_what_build_tagged(
         dnf_recipe: tuple[Path, str], tmp_path: Path) -> None:
-    recipe, _ = dnf_recipe
+    """`monoimage build` tags the recipe's own reference (libshared 1.0-2, the newest); the
+    footprint after it, with the default --tag, builds day 1 at 1.0-1 under other tags."""
+    recipe, name = dnf_recipe
+    built = CliRunner().invoke(main, ["build", str(recipe), "--no-init-python", "-q",
+                                      "--cache-dir", str(tmp_path / "cache"),
+                                      "--out-dir", str(tmp_path / "build")])
+    assert built.exit_code == 0, built.output
+    tagged = buildah.image_id(f"localhost/{name}:t")
+    assert tagged is not None
     code, stdout, stderr, error = _invoke(
         str(recipe), "--update", "libshared=1.0-2", "--no-init-python", "--no-verify",
         "--out-dir", str(tmp_path / "out"), "--chart", str(tmp_path / "chart.svg"),
-        "--tag", "t", "--cache-dir", str(tmp_path / "cache"))
+        "--sites-per-mirror", "40", "--cache-dir", str(tmp_path / "cache"))
     assert code == 0, (stderr, error)
+    assert buildah.image_id(f"localhost/{name}:t") == tagged
+    assert buildah.image_id(f"localhost/{name}:footprint") not in (None, tagged)
+    assert buildah.image_id(f"localhost/{name}:footprint-day2") is not None
     for text in ("first deploy MB", "duplicated MB", "day-2 MB", "day 2, mirror",
-                 "monoimage pulls", "kolla-style: 2 of 4 images changed",
-                 "shared-base: 4 of 4 images changed", "libshared 1.0-1 → 1.0-2"):
+                 "a regional mirror per 40 sites", "monoimage pulls",
+                 "kolla-style: 2 of 4 images changed", "shared-base: 4 of 4 images changed",
+                 "day 2 (libshared=1.0-2): libshared 1.0-1 → 1.0-2"):
         assert text in stdout, text
     assert (tmp_path / "chart.svg").is_file()
 
 
+@pytest.mark.build
+@pytest.mark.tools
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_footprint_exits_130_and_leaves_no_image(
+        dnf_recipe: tuple[Path, str], tmp_path: Path, signum: int) -> None:
+    recipe, name = dnf_recipe
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from monoimage.cli import main; main()", "footprint",
+         str(recipe), "--no-init-python", "--no-verify", "--cache-dir", str(tmp_path / "cache"),
+         "--out-dir", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:   # the event: resolving is done, the golden build has begun
+            seen.append(line)
+            if line.startswith("✓ resolve"):
+                break
+        assert seen and seen[-1].startswith("✓ resolve"), seen
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=scaled(120))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == ("monoimage: footprint interrupted: working "
+                                            "containers and temporary images were removed")
+    assert not [n for i in buildah.images() for n in i.get("names") or () if name in n]
+    assert not (tmp_path / "out" / "footprint.json").exists()
+
+
+@pytest.mark.tools
 def test_estimate_mode_predicts_from_metadata_and_builds_nothing(
         dnf_recipe: tuple[Path, str], tmp_path: Path) -> None:
     recipe, name = dnf_recipe
@@ -150,17 +201,98 @@ def test_estimate_mode_predicts_from_metadata_and_builds_nothing(
     assert not [n for i in buildah.images() for n in i.get("names") or () if name in n]
 
 
-def test_update_of_a_package_outside_the_closure_is_one_clear_error(
+# ---------------------------------------------------------------- errors, through `monoimage`
+
+
+def _main(*args: str) -> tuple[int, str, str]:
+    """`monoimage footprint ARGS…` through the real entry point (UserError → exit 2)."""
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["footprint", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--bandwidth", "fast"],
+     "--bandwidth 'fast': expected a rate such as 10Mbit, 2.5Mbit/s or 1MB/s"),
+    (["--latency", "100"], "--latency '100': expected a time such as 100ms or 0.1s"),
+    (["--repo-extra", "u=file:///srv/u"],
+     ("--repo-extra: the repositories a day-2 update comes from; give --update NAME=VERSION "
+     "too")),
+    (["--update", "libshared=1.0-2", "--simulate-update", "libshared"],
+     "--update and --simulate-update: give one of them"),
+    (["--simulate-update", "libshared"],
+     ("--simulate-update works on apt recipes; for dnf, give a repository with the new release "
+     "(--repo-extra) and --update NAME=VERSION")),
+    (["--update", "libshared=1.0-2", "--repo-extra", "not a repository"],
+     "--repo-extra 'not a repository': expected ID=BASEURL, e.g. updates=file:///srv/updates"),
+])
+def test_a_mistake_in_the_arguments_is_one_line_and_exit_2_before_any_work(
+        tmp_path: Path, args: list[str], message: str) -> None:
+    recipe = write_dnf_recipe(tmp_path, tmp_path / "no-repository-needed")
+    out = tmp_path / "out"
+    code, stdout, stderr = _main(str(recipe), "--estimate", "--no-init-python",
+                                 "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(out),
+                                 *args)
+    assert (code, stdout, stderr) == (2, "", f"monoimage: {message}\n")
+    assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.tools
+def test_an_update_outside_the_closure_is_one_line_and_exit_2(
         dnf_recipe: tuple[Path, str], tmp_path: Path) -> None:
     recipe, _ = dnf_recipe
-    _code, _, _, error = _invoke(str(recipe), "--estimate", "--update", "nosuch=1.0-1",
-                                "--no-init-python", "--cache-dir", str(tmp_path / "cache"),
-                                "--out-dir", str(tmp_path / "out"))
-    assert isinstance(error, UserError)
-    assert "nosuch is not in the image's package closure" in str(error)
-    _code, _, _, error = _invoke(str(recipe), "--estimate", "--bandwidth", "fast",
-                                "--no-init-python", "--out-dir", str(tmp_path / "out"))
-    assert isinstance(error, UserError) and "--bandwidth" in str(error)
-    _code, _, _, error = _invoke(str(recipe), "--estimate", "--repo-extra", "u=file:///srv/u",
-                                 "--no-init-python", "--out-dir", str(tmp_path / "out"))
-    assert isinstance(error, UserError) and "give --update NAME=VERSION too" in str(error)
+    code, stdout, stderr = _main(str(recipe), "--estimate", "--update", "nosuch=1.0-1",
+                                 "--no-init-python", "--cache-dir", str(tmp_path / "cache"),
+                                 "--out-dir", str(tmp_path / "out"))
+    assert (code, stdout) == (2, "")
+    *progress, last = stderr.splitlines()
+    assert last == ("monoimage: --update nosuch=1.0-1: nosuch is not in the image's package "
+                    "closure")
+    assert [line.split()[:2] for line in progress] == [["✓", "resolve"]]
+
+
+@pytest.mark.tools
+def test_simulate_update_of_a_package_outside_an_apt_closure_is_one_line_and_exit_2(
+        tmp_path: Path) -> None:
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "edge-lite.yaml"
+    code, stdout, stderr = _main(str(recipe), "--estimate", "--simulate-update", "nosuch",
+                                 "--out-dir", str(tmp_path / "out"))
+    assert (code, stdout) == (2, "")
+    assert stderr.splitlines()[-1] == \
+        "monoimage: --simulate-update nosuch: not in the image's package closure"
+    assert "Traceback" not in stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.tools
+def test_sites_per_mirror_sets_how_many_mirrors_the_fleet_fills(
+        dnf_recipe: tuple[Path, str], tmp_path: Path) -> None:
+    recipe, _ = dnf_recipe
+    code, stdout, stderr = _main(str(recipe), "--estimate", "--json", "--no-init-python",
+                                 "--sites", "1000", "--sites-per-mirror", "10",
+                                 "--cache-dir", str(tmp_path / "cache"),
+                                 "--out-dir", str(tmp_path / "out"))
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+    assert doc["fleet"]["sites_per_mirror"] == 10
+    for strategy in doc["strategies"]:
+        first = strategy["fleet"]["first_deploy"]
+        # 1,000 sites behind 100 mirrors: the WAN carries each blob once per mirror.
+        assert first["mirrored"]["wan_bytes"] == 100 * strategy["first_deploy"]["bytes"]
+        assert first["direct"]["wan_bytes"] == 1000 * strategy["first_deploy"]["bytes"]
+
+
+@pytest.mark.tools
+def test_simulate_update_re_versions_a_pinned_apt_package_for_day_2(tmp_path: Path) -> None:
+    """edge-lite estimated with a stand-in update of a library three services share: day 2
+    resolves the re-versioned .deb from the local signed repository the command made."""
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "edge-lite.yaml"
+    code, stdout, stderr = _main(str(recipe), "--estimate", "--simulate-update", "libtirpc3",
+                                 "--json", "--out-dir", str(tmp_path / "out"))
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+    (change,) = doc["update"]["changes"]
+    assert change["name"] == "libtirpc3"
+    assert change["after"] == change["before"] + "+monoimage1"
+    figures = {s["name"]: s for s in doc["strategies"]}
+    assert 0 < figures["monoimage"]["day2"]["bytes"] <= figures["kolla-style"]["day2"]["bytes"]

@@ -172,6 +172,7 @@ def test_quadlet_runs_exactly_what_podman_run_args_say(target):
     assert options == Counter(podman_run_options(spec))
 
 
+@pytest.mark.tools
 def test_quadlet_service_and_unit_sections_pass_systemd_analyze(tmp_path):
     """[Unit], [Service] and [Install] go to systemd untouched: systemd itself checks them
     (with the [Container] section out and a stand-in ExecStart, as the generator would add)."""
@@ -208,6 +209,7 @@ def verify(unit: Path) -> None:
     assert (result.returncode, result.stderr, result.stdout) == (0, "", "")
 
 
+@pytest.mark.tools
 def test_plain_unit_passes_systemd_analyze_verify(tmp_path):
     spec, recipe = spec_and_recipe()
     unit = tmp_path / plain_unit_name(spec)
@@ -215,6 +217,7 @@ def test_plain_unit_passes_systemd_analyze_verify(tmp_path):
     verify(unit)
 
 
+@pytest.mark.tools
 def test_systemd_analyze_verify_is_not_a_rubber_stamp(tmp_path):
     spec, recipe = spec_and_recipe()
     unit = tmp_path / plain_unit_name(spec)
@@ -268,6 +271,7 @@ def decode(source: str) -> str:
     return base64.b64decode(source.removeprefix("data:;base64,")).decode()
 
 
+@pytest.mark.tools
 def test_ignition_config_passes_ignition_validate(tmp_path):
     spec, recipe = spec_and_recipe(registry="registry.example:5000")
     path = tmp_path / "edge-lite.ign"
@@ -276,6 +280,7 @@ def test_ignition_config_passes_ignition_validate(tmp_path):
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
+@pytest.mark.tools
 def test_ignition_validate_rejects_a_broken_config(tmp_path):
     """The validator really reads the file: a 3.4.0 version is not stable in Debian 12's."""
     spec, recipe = spec_and_recipe()
@@ -374,6 +379,7 @@ def test_artefacts_per_format():
     assert modes["edge-lite.env"] == modes["edge-lite.ign"] == modes["edge-lite.bu"] == 0o600
 
 
+@pytest.mark.tools
 def test_tools_are_here():
     """The checks above need these; their absence is a setup problem, not a pass."""
     assert shutil.which("ignition-validate") and shutil.which("systemd-analyze")

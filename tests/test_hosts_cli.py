@@ -24,6 +24,7 @@ def leftovers(parent: Path) -> list[str]:
     return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
 
 
+@pytest.mark.tools
 def test_all_formats_land_in_a_new_directory(tmp_path):
     out = tmp_path / "out"
     result = run(str(EDGE_LITE), "--format", "all", "-o", str(out),

@@ -37,6 +37,7 @@ def staged(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.tools  # GNU tar
 def test_only_the_listed_paths_with_owner_mode_xattrs_and_hard_links(staged, tmp_path):
     target = tmp_path / "layer"
     target.mkdir()
@@ -60,6 +61,7 @@ def test_root_entries_lists_everything_without_following_symlinks(staged):
     assert not any(e.startswith("/host-usr/") for e in entries)
 
 
+@pytest.mark.tools  # GNU tar
 def test_a_path_missing_from_the_staged_root_is_a_clear_error(staged, tmp_path):
     with pytest.raises(UserError, match="tar failed reading the staged root"):
         copy_paths(staged, tmp_path, ["/usr/bin/no-such-file"])

@@ -45,8 +45,11 @@ def test_conflicting_pins_name_both_services() -> None:
 
 
 def test_rpm_ordering_decides_conflicts_on_dnf() -> None:
-    # 1.0~rc1 is below 1.0 for both; 2:1.0 is above 3.0 only with epochs.
-    merge([("a", req("p", ">=", "2:1.0")), ("b", req("p", ">", "3.0"))], Family.DNF)
+    # 1.0~rc1 is below 1.0 for both; 2:1.0 is above 3.0 only with epochs, so `>= 2:1.0`
+    # alone is the intersection.
+    merged = merge([("a", req("p", ">=", "2:1.0")), ("b", req("p", ">", "3.0"))], Family.DNF)
+    assert str(merged.entry("p").range) == ">= 2:1.0"
+    assert merged.entry("p").requested_by == ("a", "b")
     with pytest.raises(ConflictError):
         merge([("a", req("p", "<=", "1.0~rc1")), ("b", req("p", ">=", "1.0"))], Family.DNF)
 

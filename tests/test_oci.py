@@ -123,6 +123,7 @@ def two_layer_image() -> Iterator[str]:
 
 
 @pytest.mark.build
+@pytest.mark.tools
 def test_load_image_reads_blobs_diff_ids_and_files(two_layer_image: str, tmp_path: Path) -> None:
     image = oci.load_image(two_layer_image, tmp_path)
     config = json.loads(oci.skopeo("inspect", "--config", f"containers-storage:{two_layer_image}"))
@@ -142,6 +143,7 @@ def test_load_image_reads_blobs_diff_ids_and_files(two_layer_image: str, tmp_pat
 
 
 @pytest.mark.build
+@pytest.mark.tools
 def test_a_second_load_reuses_the_export(two_layer_image: str, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     first = oci.load_image(two_layer_image, tmp_path)

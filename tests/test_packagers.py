@@ -88,6 +88,7 @@ def edge_apt() -> Resolution:
     return resolve(recipe, cache_dir=default_cache_dir())
 
 
+@pytest.mark.tools
 def test_apt_closure_includes_minbase_the_init_python_and_dependencies(edge_apt):
     names = set(edge_apt.names)
     assert {"dpkg", "apt", "libc6", "mosquitto", "redis-server", "python3-minimal"} <= names
@@ -99,12 +100,14 @@ def test_apt_closure_includes_minbase_the_init_python_and_dependencies(edge_apt)
     assert len(names) == len(edge_apt.packages)  # one entry per package name
 
 
+@pytest.mark.tools
 def test_apt_constraint_pins_the_best_satisfying_version():
     recipe = apt_recipe(_service("kv", "redis-server >= 5:7.0"))
     resolution = resolve(recipe, cache_dir=default_cache_dir())
     assert resolution.package("redis-server").version.startswith("5:7.0")
 
 
+@pytest.mark.tools
 def test_apt_unsatisfiable_constraint_names_package_constraint_and_versions():
     recipe = apt_recipe(_service("kv", "redis-server >= 5:99"))
     with pytest.raises(UserError) as err:
@@ -114,6 +117,7 @@ def test_apt_unsatisfiable_constraint_names_package_constraint_and_versions():
     assert "available: 5:7.0" in message
 
 
+@pytest.mark.tools
 def test_apt_unknown_package_is_one_clear_error():
     recipe = apt_recipe(_service("ghost", "no-such-package-monoimage"))
     with pytest.raises(UserError, match=r"unknown package 'no-such-package-monoimage' "
@@ -129,6 +133,7 @@ def rpm_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_rpm_repo(tmp_path_factory.mktemp("rpmrepo"), EDGE_FIXTURE)
 
 
+@pytest.mark.tools
 def test_dnf_shared_dependency_once_at_the_version_both_constraints_allow(rpm_repo, tmp_path):
     recipe = dnf_recipe(rpm_repo, _service("alpha", "alpha-daemon", "libshared >= 1.0"),
                         _service("beta", "beta-tools", "libshared >= 1.1"))
@@ -142,12 +147,14 @@ def test_dnf_shared_dependency_once_at_the_version_both_constraints_allow(rpm_re
     assert all(p.download_size > 0 for p in resolution.packages)
 
 
+@pytest.mark.tools
 def test_dnf_constraint_below_the_newest_pins_the_older_version(rpm_repo, tmp_path):
     recipe = dnf_recipe(rpm_repo, _service("alpha", "libshared < 1.2"))
     resolution = resolve(recipe, cache_dir=tmp_path, with_init_python=False)
     assert resolution.package("libshared").version == "1.0-1"
 
 
+@pytest.mark.tools
 def test_dnf_unsatisfiable_constraint_names_package_constraint_and_versions(rpm_repo, tmp_path):
     recipe = dnf_recipe(rpm_repo, _service("alpha", "libshared >= 2.0"))
     with pytest.raises(UserError) as err:
@@ -156,6 +163,7 @@ def test_dnf_unsatisfiable_constraint_names_package_constraint_and_versions(rpm_
     assert "available: 1.0-1, 1.2-1" in str(err.value)
 
 
+@pytest.mark.tools
 def test_dnf_unknown_package_and_broken_requires_are_user_errors(rpm_repo, tmp_path):
     with pytest.raises(UserError, match="unknown package 'ghost'"):
         resolve(dnf_recipe(rpm_repo, _service("a", "ghost")), cache_dir=tmp_path,

@@ -1,21 +1,31 @@
 """The shared package cache: private copies per install, merged back under a lock.
 
-No mmdebstrap here: its sync-out is a tar pipe into the cache folder, and these tests drive the
-same GNU tar the same way (the build tests run the real mmdebstrap through `private_cache`).
+mmdebstrap's sync-out is a tar pipe into the cache folder: the small tests drive the same GNU
+tar the same way; the concurrency test runs real mmdebstrap installs side by side on one cache.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import pickle
+import shutil
 import subprocess
+import sys
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
 
+from buildsupport import write_tiny_recipe
+from monoimage.pipeline.build import resolve
 from monoimage.plan.resolution import ResolvedPackage
+from monoimage.recipe.load import load_recipe
+from monoimage.tools.cache_dir import default_cache_dir
 from monoimage.tools.packagers.cache import APT_ARCHIVES, deb_file_name, private_cache
+from timing import scaled
+
+pytestmark = pytest.mark.tools
 
 
 def _tar_into(folder: Path, files: dict[str, bytes]) -> None:
@@ -69,31 +79,57 @@ def test_only_the_wanted_files_are_seeded_never_partial_downloads(tmp_path):
         assert (private / "dnf").resolve() == (tmp_path / "dnf").resolve()
 
 
-def test_concurrent_installs_each_finish_and_the_cache_holds_every_new_file(tmp_path):
-    shared = _shared(tmp_path, {"base_1_all.deb": b"base"})
-    errors: list[BaseException] = []
+# One build's install, as `install_root` runs it, in its own process (as concurrent builds are).
+INSTALL = """
+import pickle, sys
+from pathlib import Path
+from monoimage.pipeline.rootfs import install_root
+from monoimage.tools.packagers.apt import AptPackager
+recipe, resolution, root, cache, token = pickle.loads(Path(sys.argv[1]).read_bytes())
+installed = install_root(recipe, AptPackager(), resolution, root, cache_dir=cache,
+                         token=token, source_date_epoch=0)
+print(len(installed))
+"""
 
-    def install(n: int) -> None:
-        try:
-            with private_cache(tmp_path, f"c{n}") as private:
-                # Every install rewrites the same files, as sync-out does: into one shared
-                # folder, this load makes tar fail with "Cannot open: File exists".
-                for _ in range(20):
-                    _tar_into(private / APT_ARCHIVES,
-                              {"base_1_all.deb": b"base", "common_1_all.deb": b"common",
-                               f"own{n}_1_all.deb": f"own {n}".encode(),
-                               **{f"big{i}_1_all.deb": b"x" * 100_000 for i in range(20)}})
-        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
-            errors.append(error)
 
-    threads = [threading.Thread(target=install, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    assert sorted(p.name for p in shared.iterdir()) == sorted([
-        "base_1_all.deb", "common_1_all.deb", *(f"own{n}_1_all.deb" for n in range(4)),
-        *(f"big{i}_1_all.deb" for i in range(20))])
-    assert (shared / "common_1_all.deb").read_bytes() == b"common"
-    assert not list((tmp_path / "builds").iterdir())
+def _digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.glob("*.deb")}
+
+
+@pytest.mark.build
+def test_concurrent_mmdebstrap_installs_each_finish_and_the_cache_holds_every_new_file(
+        tmp_path: Path) -> None:
+    """Two real installs of the tiny image at once on one cache that lacks a few of their
+    packages: each finishes with exactly its resolution, the files already there are never
+    written through, and the cache ends up with every package, no partial download and no
+    private copy left."""
+    recipe = load_recipe(write_tiny_recipe(tmp_path / "recipe"))
+    resolution = resolve(recipe, cache_dir=default_cache_dir())
+    cache = tmp_path / "cache"
+    shared = cache / APT_ARCHIVES
+    shared.mkdir(parents=True)
+    names = sorted(deb_file_name(p) for p in resolution.packages)
+    warm = default_cache_dir() / APT_ARCHIVES
+    missing = {deb_file_name(resolution.package(n)) for n in ("busybox", "libc6", "bash")}
+    for name in names:
+        if name not in missing and (warm / name).is_file():
+            shutil.copyfile(warm / name, shared / name)
+    before = _digests(shared)
+    installs = []
+    for n in range(2):
+        job = tmp_path / f"install{n}.pickle"
+        job.write_bytes(pickle.dumps((recipe, resolution, tmp_path / f"root{n}", cache,
+                                      f"concurrent{n}")))
+        installs.append(subprocess.Popen([sys.executable, "-c", INSTALL, str(job)],
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         text=True))
+    results = [(proc.communicate(timeout=scaled(900)), proc.returncode) for proc in installs]
+    for (out, err), code in results:
+        assert code == 0, err[-3000:]
+        assert int(out) == len(resolution.packages)
+    after = _digests(shared)
+    assert sorted(after) == names                    # every package, the missing ones too
+    assert {k: after[k] for k in before} == before   # nothing written through
+    partial = shared / "partial"
+    assert not partial.exists() or not any(partial.iterdir())
+    assert not list((cache / "builds").iterdir())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from monoimage.cli import main
@@ -31,6 +32,7 @@ def test_plan_json_is_valid_and_complete() -> None:
     assert doc["summary"]["packages_after_dedup"] == len(doc["packages"])
 
 
+@pytest.mark.tools
 def test_plan_resolve_pins_the_whole_closure(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["plan", "--resolve", "--json", "--cache-dir",
                                        str(tmp_path), str(RECIPES / "edge-lite.yaml")])

@@ -18,10 +18,11 @@ from monoimage.tools.counting_proxy import counting_proxy
 from monoimage.tools.registry import empty_site, push, serve_registry
 from monoimage.tools.skopeo import load_image
 from test_footprint_images import image_builder, package_files
+from timing import scaled
 
 
 def get(host: str, path: str, method: str = "GET") -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection(host, timeout=5)
+    conn = http.client.HTTPConnection(host, timeout=scaled(5))
     try:
         conn.request(method, path)
         response = conn.getresponse()
@@ -42,6 +43,7 @@ def registry_pids() -> set[int]:
     return pids
 
 
+@pytest.mark.tools
 def test_registry_starts_answers_and_leaves_nothing_behind() -> None:
     before = registry_pids()
     with serve_registry() as registry:
@@ -58,6 +60,7 @@ def test_registry_starts_answers_and_leaves_nothing_behind() -> None:
     assert not Path(f"/proc/{pid}").exists()
 
 
+@pytest.mark.tools
 def test_registry_is_stopped_when_the_block_fails() -> None:
     before = registry_pids()
     with pytest.raises(RuntimeError, match="boom"), serve_registry() as registry:
@@ -126,6 +129,7 @@ def test_updated_images_must_match_the_images() -> None:
 
 
 @pytest.mark.build
+@pytest.mark.tools
 def test_pull_counts_what_the_registry_log_says_and_update_pulls_only_changes(
         tmp_path: Path) -> None:
     with image_builder("registry") as builder, serve_registry() as registry, \

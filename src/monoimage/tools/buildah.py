@@ -8,6 +8,7 @@ commit cannot finish behind our back after the cleanup removed the temporary nam
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,8 @@ def configure(container: str, config: ImageConfig) -> None:
     for key, value in config.annotations:
         args += ["--annotation", f"{key}={value}"]
     if config.healthcheck is not None:
-        args += ["--healthcheck", "CMD " + json.dumps(list(config.healthcheck)),
+        # buildah splits the text after CMD into words itself (a JSON list would be words too)
+        args += ["--healthcheck", "CMD " + shlex.join(config.healthcheck),
                  "--healthcheck-interval", config.healthcheck_interval]
     buildah(*args, container)
 

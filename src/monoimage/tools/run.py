@@ -22,7 +22,8 @@ import contextlib
 import os
 import shutil
 import signal
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -211,8 +212,51 @@ def _start(argv: Sequence[str], package: str | None, *, env: Mapping[str, str] |
         name = Path(argv[0]).name
         raise MissingToolError(name, package or PACKAGES.get(name, name)) from None
     full_env = dict(env or {}) if clean_env else environment(env, without)
-    return command(*argv[1:], _env=full_env, _cwd=None if cwd is None else str(cwd),
-                   _new_group=True, **options)
+    with _interrupts_held() as held:
+        running = command(*argv[1:], _env=full_env, _cwd=None if cwd is None else str(cwd),
+                          _new_group=True, **options)
+    if held:
+        try:
+            _deliver(held)
+        except BaseException:
+            stop_group(running)  # an interrupt that waited: the program does not outlive it
+            raise
+    return running
+
+
+_INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[list[tuple[signal.Signals, Any]]]:
+    """Ctrl-C or SIGTERM while sh forks would run their handler inside the fork's callbacks,
+    where Python drops what it raises (a `footprint` went on as if nothing had come). In the
+    block they are only noted; the caller delivers them, with the handlers they had, after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    held: list[tuple[signal.Signals, Any]] = []
+    previous = {sig: signal.getsignal(sig) for sig in _INTERRUPTS}
+
+    def note(number: int, _frame: Any) -> None:
+        sig = signal.Signals(number)
+        held.append((sig, previous[sig]))
+
+    for sig in _INTERRUPTS:
+        signal.signal(sig, note)
+    try:
+        yield held
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _deliver(held: list[tuple[signal.Signals, Any]]) -> None:
+    sig, handler = held[0]
+    if callable(handler):
+        handler(sig, None)
+    elif handler == signal.SIG_DFL:
+        os.kill(os.getpid(), sig)
 
 
 def _signal_group(running: Running, sig: signal.Signals) -> bool:
