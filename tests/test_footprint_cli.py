@@ -296,3 +296,20 @@ def test_simulate_update_re_versions_a_pinned_apt_package_for_day_2(tmp_path: Pa
     assert change["after"] == change["before"] + "+monoimage1"
     figures = {s["name"]: s for s in doc["strategies"]}
     assert 0 < figures["monoimage"]["day2"]["bytes"] <= figures["kolla-style"]["day2"]["bytes"]
+
+
+@pytest.mark.tools
+def test_an_update_to_the_version_day_1_has_is_refused_in_estimate_mode(
+        tmp_path: Path) -> None:
+    repo = make_dnf_repo(tmp_path / "repo")  # libshared 1.0-1 only
+    recipe = write_dnf_recipe(tmp_path / "recipe", repo)
+    code, stdout, stderr = _main(str(recipe), "--estimate", "--update", "libshared=1.0-1",
+                                 "--no-init-python", "--cache-dir", str(tmp_path / "cache"),
+                                 "--out-dir", str(tmp_path / "out"))
+    assert (code, stdout) == (2, "")
+    # Day 1 is the recipe held below the update, so an update to day 1's own version leaves
+    # day 1 nothing to resolve: refused before any work, as the full run refuses it.
+    assert stderr.splitlines()[-1] == (
+        "monoimage: package 'libshared': no version in the repositories of fedora 39 (fixture) "
+        "satisfies the constraints (alpha wants libshared < 1.0-1; beta wants libshared < "
+        "1.0-1); available: 1.0-1")
