@@ -121,7 +121,7 @@ def test_cli_build_prints_a_json_summary_and_tags_the_same_image(tiny, tmp_path)
         assert (tmp_path / "out" / "manifest.json").read_text() == \
             first.manifest_path.read_text()
         assert list(summary["stages"]) == ["resolve", "rootfs", "strip", "init", "manifest",
-                                           "config", "commit"]
+                                           "layers", "config", "commit"]
         assert buildah.image_id(tag) == first.image_id
         assert f"{tag} {first.image_id[:12]}  {first.packages} packages" in done.stderr
     finally:
@@ -322,7 +322,7 @@ def test_edge_lite_image_config(edge_lite):
     assert runtime_from_labels(config["Labels"]) == recipe.runtime
     assert info["ImageAnnotations"][LABEL_SERVICE_PORTS] == config["Labels"][LABEL_SERVICE_PORTS]
     # layering: packages, the default: one layer per planned group, within the budget
-    assert len(info["OCIv1"]["rootfs"]["diff_ids"]) == len(edge_lite.layers) <= 100
+    assert len(info["OCIv1"]["rootfs"]["diff_ids"]) == len(edge_lite.result.layers) <= 100
     assert info["OCIv1"].get("history", []) == []
 
 

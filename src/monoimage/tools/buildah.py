@@ -140,13 +140,24 @@ def inspect_image(ref: str) -> dict[str, Any]:
 
 def containers() -> list[dict[str, Any]]:
     """Every working container: [{id, name, image, …}] as `buildah containers --json` says."""
-    out = buildah("containers", "--json").strip()
-    return list(json.loads(out)) if out and out != "null" else []
+    return _listing("containers")
 
 
 def images() -> list[dict[str, Any]]:
-    out = buildah("images", "--json").strip()
-    return list(json.loads(out)) if out and out != "null" else []
+    return _listing("images")
+
+
+def _listing(kind: str, attempts: int = 5) -> list[dict[str, Any]]:
+    """`buildah KIND --json`; a listing that raced another run's removal ("image not known",
+    "container not known") is taken again."""
+    for attempt in range(attempts):
+        done = call(kind, "--json")
+        if done.ok:
+            out = done.stdout.strip()
+            return list(json.loads(out)) if out and out != "null" else []
+        if "not known" not in done.stderr or attempt == attempts - 1:
+            raise BuildahError(f"buildah {kind} failed: {done.last_line()}")
+    raise AssertionError("unreachable")
 
 
 def run(container: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
