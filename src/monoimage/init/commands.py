@@ -10,10 +10,11 @@ MONOIMAGE_SOCKET, default /run/monoimage/init.sock), --secrets-dir (env MONOIMAG
 default /run/secrets). Exit codes: exitcodes.py.
 """
 
-import argparse
 import os
 import sys
 import time
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 from . import exitcodes
 from .accounts import AccountError, resolve_account, resolve_group
@@ -27,6 +28,9 @@ from .signals import SignalInbox, release_startup_signals
 from .supervisor import Supervisor
 from .table import Table, TableError, load_table
 
+if TYPE_CHECKING:
+    import argparse
+
 DEFAULT_TABLE = "/usr/share/monoimage/services.py"
 COMMANDS = ("run", "check", "status", "health")
 
@@ -37,13 +41,42 @@ def dispatch(argv: list[str]) -> int:
         argv = ["run", *argv]
     if argv[0] != "run":
         release_startup_signals()   # only PID 1 needs them held until its handlers exist
-    args = _parser().parse_args(argv)
+    args: Any = _run_arguments(argv[1:]) if argv[0] == "run" else None
+    if args is None:
+        args = _parser().parse_args(argv)
     handler = {"run": command_run, "check": command_check, "status": command_status,
                "health": command_health}[args.command]
     return handler(args)
 
 
-def _parser() -> argparse.ArgumentParser:
+RUN_OPTIONS = {"--table": "table", "--socket": "socket", "--secrets-dir": "secrets_dir"}
+
+
+def _run_arguments(rest: list[str]) -> SimpleNamespace | None:
+    """`run`'s options read without argparse, which would cost PID 1 a third of a MiB of RSS
+    for its whole life; None for anything else (help, abbreviations, errors): argparse then
+    parses, and says what is wrong."""
+    values = {"command": "run",
+              "table": os.environ.get("MONOIMAGE_TABLE", DEFAULT_TABLE),
+              "socket": os.environ.get("MONOIMAGE_SOCKET", DEFAULT_SOCKET),
+              "secrets_dir": os.environ.get("MONOIMAGE_SECRETS_DIR", DEFAULT_SECRETS_DIR)}
+    index = 0
+    while index < len(rest):
+        option, equals, value = rest[index].partition("=")
+        if option not in RUN_OPTIONS:
+            return None
+        if not equals:
+            index += 1
+            if index == len(rest) or rest[index].startswith("-"):
+                return None
+            value = rest[index]
+        values[RUN_OPTIONS[option]] = value
+        index += 1
+    return SimpleNamespace(**values)
+
+
+def _parser() -> "argparse.ArgumentParser":
+    import argparse
     parser = argparse.ArgumentParser(
         prog="monoimage-init", description="PID 1 of a monoimage image: configure, then "
         "supervise its services.", epilog="run is the default command.")
@@ -69,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def command_run(args: argparse.Namespace) -> int:
+def command_run(args: Any) -> int:
     """Configure, then supervise, as PID 1 (or as any process: then orphans are not ours)."""
     try:
         return _run(args)
@@ -77,7 +110,7 @@ def command_run(args: argparse.Namespace) -> int:
         CONTAINER_LOG.finish()   # what a stalled log reader has not taken yet, briefly
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: Any) -> int:
     try:
         table = load_table(args.table)
     except TableError as error:
@@ -106,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
         return exitcodes.INTERNAL_ERROR
 
 
-def command_check(args: argparse.Namespace) -> int:
+def command_check(args: Any) -> int:
     """Validate the table; print what it holds and which template values it leaves open."""
     try:
         table = load_table(args.table)
@@ -144,7 +177,7 @@ def _check_accounts(table: Table) -> None:
                 raise AccountError(f"service {service.name}: {error}") from None
 
 
-def command_status(args: argparse.Namespace) -> int:
+def command_status(args: Any) -> int:
     """Print the running init's status."""
     try:
         records = request_status(args.socket)
@@ -155,7 +188,7 @@ def command_status(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
-def command_health(args: argparse.Namespace) -> int:
+def command_health(args: Any) -> int:
     """Exit 0 when every service is ready (or done); otherwise say which are not."""
     try:
         records = request_status(args.socket)
