@@ -17,13 +17,13 @@ from monoimage.recipe.fields import Fields
 from monoimage.recipe.image_parts import (
     parse_distro,
     parse_layering,
-    parse_runtime,
     parse_site,
     parse_strip,
 )
 from monoimage.recipe.located_yaml import KeyPath, load_located
 from monoimage.recipe.model import Recipe, Service
 from monoimage.recipe.reference import ReferenceError, check_name, check_tag
+from monoimage.recipe.runtime import parse_runtime
 from monoimage.recipe.scalars import NAME_RE, read_name, read_packages
 from monoimage.recipe.service import parse_service
 
