@@ -19,9 +19,11 @@ from monoimage.hosts.ignition import host_bundle
 from monoimage.hosts.quadlet import QUADLET_KEY_SINCE, render_quadlet
 from monoimage.hosts.spec import host_spec
 from monoimage.hosts.systemd import systemd_run_command
+from monoimage.init.table import parse_table
 from monoimage.plan.image_config import golden_image_config
 from monoimage.plan.image_facts import runtime_from_labels
 from monoimage.plan.run_profile import container_spec, podman_run_args, podman_run_options
+from monoimage.plan.service_table import service_table_text
 from monoimage.recipe.load import load_recipe
 from monoimage.recipe.model import HostMount, Runtime
 from recipe_files import write_recipe
@@ -205,11 +207,16 @@ def runtime_recipe(root: Path, runtime: str) -> Path:
 ])
 def test_bad_host_integration_is_refused_at_its_line(tmp_path, runtime, line, says):
     path = runtime_recipe(tmp_path, runtime)
+    assert_refused(path, path, line, says)
+
+
+def assert_refused(recipe: Path, where: Path, line: int, says: str) -> None:
+    """Loading `recipe` fails with one line that starts `WHERE:LINE:` and says `says`."""
     with pytest.raises(RecipeError) as caught:
-        load_recipe(path)
+        load_recipe(recipe)
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith(f"{path}:{line}:"), message
+    assert message.startswith(f"{where}:{line}:"), message
     assert says in message
 
 
@@ -260,3 +267,31 @@ def test_podman_creates_the_container_with_the_grants(scratch_image, tmp_path): 
     assert binds["/lib/modules"]["Source"] == str(tmp_path / "modules")
     assert inspects["host"]["HostConfig"]["NetworkMode"] == "host"
     assert inspects["host"]["HostConfig"]["PortBindings"] in ({}, None)
+
+
+# --- a service's condition -----------------------------------------------------------------
+
+def condition_recipe(root: Path, condition: str) -> Path:
+    service = "name: alpha\nrun:\n  argv: [/usr/bin/alpha]\n" + condition
+    return write_recipe(root, {"alpha": service})
+
+
+def test_a_condition_goes_into_the_table_and_only_when_there_is_one(tmp_path):
+    path = condition_recipe(tmp_path, "condition:\n  path_exists: [/sys/class/iscsi_transport]\n")
+    recipe = load_recipe(path)
+    assert recipe.services[0].condition == ("/sys/class/iscsi_transport",)
+    text = service_table_text(recipe)
+    assert parse_table(text).services[0].condition == ("/sys/class/iscsi_transport",)
+    plain = replace(recipe, services=(replace(recipe.services[0], condition=()),))
+    assert "condition" not in service_table_text(plain)
+
+
+@pytest.mark.parametrize(("condition", "line", "says"), [
+    ("condition:\n  path_exists: [sys/class]\n", 5, "must be an absolute path"),
+    ("condition:\n  path_exists: [/sys/../etc]\n", 5, "not a normal path"),
+    ("condition:\n  paths: [/sys/class]\n", 5, "unknown key"),
+    ("condition: /sys/class\n", 4, "must be a mapping"),
+])
+def test_a_bad_condition_is_refused_at_its_line(tmp_path, condition, line, says):
+    path = condition_recipe(tmp_path, condition)
+    assert_refused(path, tmp_path / "services" / "alpha.yaml", line, says)

@@ -129,6 +129,7 @@ class Service:
     runtime_dirs: tuple[RuntimeDir, ...] = ()
     ports: tuple[Port, ...] = ()
     capabilities: tuple[str, ...] = ()
+    condition: tuple[str, ...] = ()  # paths that must exist at start, else it is skipped
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,7 @@ def parse_service(doc: LocatedDocument, family: Family, root: Path) -> Service:
                            for i, item in enumerate(top.items("runtime_dirs"))),
         ports=tuple(_port(top, i, item) for i, item in enumerate(top.items("ports"))),
         capabilities=_capabilities(top),
+        condition=_condition(top.mapping("condition")),
     )
     top.done()
     return service
@@ -252,6 +253,14 @@ def _port(top: Fields, i: int, item: Any) -> Port:
     if not 1 <= number <= 65535:
         raise top.doc.error(where, f"port {number} is out of range 1-65535")
     return Port(number, match.group(2) or "tcp")  # type: ignore[arg-type]
+
+
+def _condition(fields: Fields) -> tuple[str, ...]:
+    """`condition: {path_exists: [...]}`: what the host must provide for the service to run
+    (systemd's ConditionPathExists=); on a host without it the init skips the service."""
+    paths = read_paths(fields, "path_exists")
+    fields.done()
+    return paths
 
 
 def _capabilities(top: Fields) -> tuple[str, ...]:
