@@ -176,7 +176,8 @@ def _observe(spec: ContainerSpec, recipe: Recipe, started: float, began: float,
     if ended is None:
         status = read_status(spec.name)
         services = services_of(status)
-        ready_since = [s.get("ready_since") for s in status.get("services", [])]
+        ready_since = [s.get("ready_since") for s in status.get("services", [])
+                       if s.get("state") != "skipped"]   # a skipped service is never ready
         if healthy and ready_since and all(isinstance(t, (int, float)) for t in ready_since):
             time_to_ready = (max(ready_since) - started) * 1000
         not_ready = [f"{s.name} ({s.state})" for s in services
