@@ -66,6 +66,6 @@ def test_edge_compute_boots_every_service_it_can_run_here(edge_compute):
     assert report.exit_code == 0 and not report.zombies
     assert [p.outcome for p in report.probes if p.port == "8022/tcp"] == ["ok"]
     leftover = subprocess.run(["podman", "ps", "--all", "--filter", f"name={name}", "--format",
-                               "{{.Names}}"], env=podman_env(), capture_output=True,
-                              text=True).stdout.split()
+                               "{{.Names}}"], check=True, env=podman_env(),
+                              capture_output=True, text=True).stdout.split()
     assert leftover == []
