@@ -295,3 +295,42 @@ def test_a_condition_goes_into_the_table_and_only_when_there_is_one(tmp_path):
 def test_a_bad_condition_is_refused_at_its_line(tmp_path, condition, line, says):
     path = condition_recipe(tmp_path, condition)
     assert_refused(path, tmp_path / "services" / "alpha.yaml", line, says)
+
+
+# --- what a service needs from its host ----------------------------------------------------
+
+NEEDY = "name: alpha\nrun:\n  argv: [/usr/bin/alpha]\nneeds:\n{needs}"
+
+
+def needs_recipe(root: Path, needs: str, runtime: str) -> Path:
+    image = ("image:\n  name: test-image\ndistro:\n  name: debian\n  release: bookworm\n"
+             "  packager: apt\nservices:\n  - alpha\nruntime:\n" + runtime)
+    return write_recipe(root, {"alpha": NEEDY.format(needs=needs)}, image=image)
+
+
+def test_a_service_gets_what_it_needs_from_the_images_runtime(tmp_path):
+    path = needs_recipe(tmp_path, "  network: host\n  devices: [/dev/kvm]\n",
+                        "  network: host\n  devices: [/dev/kvm, /dev/net/tun]\n")
+    assert load_recipe(path).services[0].needs == ("network=host", "device=/dev/kvm")
+
+
+@pytest.mark.parametrize(("needs", "runtime", "line", "says"), [
+    ("  network: host\n", "  devices: [/dev/kvm]\n", 5,
+     "alpha needs network=host, which the runtime of"),
+    ("  devices: [/dev/kvm]\n", "  network: host\n", 5,
+     "alpha needs device=/dev/kvm, which the runtime of"),
+    ("  privileged: true\n", "  network: host\n", 5, "alpha needs privileged"),
+    ("  network: bridge\n", "  network: host\n", 5, "needs `network: host` or nothing"),
+    ("  devices: [dev/kvm]\n", "  network: host\n", 5, "must be an absolute path"),
+])
+def test_a_need_the_runtime_does_not_grant_is_refused_naming_both(tmp_path, needs, runtime,
+                                                                 line, says):
+    path = needs_recipe(tmp_path, needs, runtime)
+    assert_refused(path, tmp_path / "services" / "alpha.yaml", line, says)
+
+
+def test_edge_computes_services_need_only_what_its_runtime_grants():
+    recipe = load_recipe(RECIPES / "edge-compute.yaml")
+    needs = {s.name: s.needs for s in recipe.services if s.needs}
+    assert needs == {"iscsid": ("network=host",), "nova-libvirt": ("device=/dev/kvm",),
+                     "openvswitch-vswitchd": ("device=/dev/net/tun",)}

@@ -130,6 +130,7 @@ class Service:
     ports: tuple[Port, ...] = ()
     capabilities: tuple[str, ...] = ()
     condition: tuple[str, ...] = ()  # paths that must exist at start, else it is skipped
+    needs: tuple[str, ...] = ()  # host grants it cannot run without, as Runtime.grants words
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,7 @@ def parse_service(doc: LocatedDocument, family: Family, root: Path) -> Service:
         ports=tuple(_port(top, i, item) for i, item in enumerate(top.items("ports"))),
         capabilities=_capabilities(top),
         condition=_condition(top.mapping("condition")),
+        needs=_needs(top.mapping("needs")),
     )
     top.done()
     return service
@@ -261,6 +262,30 @@ def _condition(fields: Fields) -> tuple[str, ...]:
     paths = read_paths(fields, "path_exists")
     fields.done()
     return paths
+
+
+def _needs(fields: Fields) -> tuple[str, ...]:
+    """`needs: {network: host, devices: [/dev/kvm]}`: what the image's `runtime:` must grant
+    (the image recipe is checked against it), as `Runtime.grants` words."""
+    words = [f"{ns}=host" for ns in ("network", "pid", "ipc")
+             if _host_namespace(fields, ns)]
+    words += ["privileged"] if fields.has("privileged") and _need_flag(fields) else []
+    words += [f"device={d}" for d in read_paths(fields, "devices")]
+    fields.done()
+    return tuple(words)
+
+
+def _host_namespace(fields: Fields, key: str) -> bool:
+    value = fields.raw(key)
+    if value is not None and value != "host":
+        raise fields.error(key, f"a service needs `{key}: host` or nothing, not {shown(value)}")
+    return value == "host"
+
+
+def _need_flag(fields: Fields) -> bool:
+    if fields.raw("privileged") is not True:
+        raise fields.error("privileged", "a service needs `privileged: true` or nothing")
+    return True
 
 
 def _capabilities(top: Fields) -> tuple[str, ...]:
