@@ -48,6 +48,14 @@ LABEL_SERVICE_PORTS = "io.monoimage.service-ports"  # "dnsmasq=53/udp,53/tcp;red
 LABEL_MEMORY = "io.monoimage.runtime.memory"
 LABEL_PIDS_LIMIT = "io.monoimage.runtime.pids-limit"
 LABEL_READ_ONLY = "io.monoimage.runtime.read-only"
+# the host integration (`runtime:`), each written only when the recipe asks for it
+LABEL_NETWORK = "io.monoimage.runtime.network"        # "host"
+LABEL_PID = "io.monoimage.runtime.pid"                # "host"
+LABEL_IPC = "io.monoimage.runtime.ipc"                # "host"
+LABEL_PRIVILEGED = "io.monoimage.runtime.privileged"  # "true"
+LABEL_DEVICES = "io.monoimage.runtime.devices"        # "/dev/kvm,/dev/net/tun"
+LABEL_HOST_MOUNTS = "io.monoimage.runtime.host-mounts"  # "/lib/modules:/lib/modules:ro,…"
+LABEL_SYSCTLS = "io.monoimage.runtime.sysctls"        # JSON object: {"net.ipv4.ip_forward": "1"}
 # layering: packages: which layer holds which package (JSON), what a later build keeps
 LABEL_LAYER_PLAN = "io.monoimage.layer-plan"
 # `buildah commit` names the image a container came from; a temporary base's name differs

@@ -35,10 +35,10 @@ from monoimage.recipe.model import Recipe
 QUADLET_KEY_SINCE: dict[str, PodmanVersion] = {
     "Image": (4, 4), "ContainerName": (4, 4), "ReadOnly": (4, 4), "DropCapability": (4, 4),
     "AddCapability": (4, 4), "PublishPort": (4, 4), "Volume": (4, 4), "Label": (4, 4),
-    "EnvironmentFile": (4, 4), "PodmanArgs": (4, 4),
+    "EnvironmentFile": (4, 4), "PodmanArgs": (4, 4), "Network": (4, 4), "AddDevice": (4, 4),
     "Tmpfs": (4, 5), "HealthCmd": (4, 5), "HealthInterval": (4, 5), "HealthTimeout": (4, 5),
     "HealthRetries": (4, 5), "HealthStartPeriod": (4, 5), "HealthOnFailure": (4, 5),
-    "AutoUpdate": (4, 6),
+    "AutoUpdate": (4, 6), "Sysctl": (4, 6),
     "PidsLimit": (4, 8), "Ulimit": (4, 8),
     "Secret": (5, 0), "StopTimeout": (5, 0), "ReadOnlyTmpfs": (5, 0),
     "Memory": (5, 5),
@@ -74,14 +74,27 @@ def render_quadlet(spec: ContainerSpec, recipe: Recipe,
         key("ReadOnlyTmpfs", "false", ["--read-only-tmpfs=false"])
     for mount in spec.tmpfs:
         key("Tmpfs", mount.options, ["--tmpfs", mount.options])
+    if spec.network:
+        keys.append(("Network", spec.network))
+    # Quadlet has no key for the PID and IPC namespaces nor for --privileged
+    passthrough += [[f"--{ns}", "host"] for ns in ("pid", "ipc") if getattr(spec, ns)]
+    if spec.privileged:
+        passthrough.append(["--privileged"])
+    for device in spec.devices:
+        keys.append(("AddDevice", unit_value(device)))
+    for name, value in spec.sysctls:
+        if any(c.isspace() for c in value):  # Sysctl= is a space-separated list
+            passthrough.append(["--sysctl", f"{name}={value}"])
+        else:
+            key("Sysctl", f"{name}={value}", ["--sysctl", f"{name}={value}"])
     if spec.cap_drop_all:
         keys.append(("DropCapability", "all"))
     if spec.cap_add:
         keys.append(("AddCapability", " ".join(spec.cap_add)))
     for port in spec.ports:
         keys.append(("PublishPort", port.option))
-    for volume in spec.volumes:
-        keys.append(("Volume", unit_value(volume.option)))
+    for option in [v.option for v in spec.volumes] + [m.option for m in spec.host_mounts]:
+        keys.append(("Volume", unit_value(option)))
     for env_file in spec.env_files:
         keys.append(("EnvironmentFile", unit_value(env_file)))
     for secret in spec.secrets:

@@ -17,6 +17,7 @@ from .files import ensure_directory, write_atomic
 from .logs import prefixed, quote_argv
 from .logwriter import CONTAINER_LOG
 from .render import MissingValue, SiteValues, render
+from .service import unmet_condition
 from .spawn import child_environment, identity_arguments, session_arguments
 from .table import Command, Service, Table
 
@@ -51,6 +52,8 @@ def configure(table: Table, values: SiteValues, environ: Mapping[str, str],
             accounts[service.name] = resolve_account(service.user, service.group)
         except AccountError as error:
             raise ConfigureError(service.name, "user", str(error)) from None
+        if unmet_condition(service) is not None:
+            continue   # never started: nothing of it is configured (the run phase says so)
         for directory in service.runtime_dirs:
             create_runtime_directory(service, directory.path, directory.owner, directory.group,
                                      directory.mode)

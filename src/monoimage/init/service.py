@@ -18,7 +18,14 @@ STOPPING = "stopping"    # stop signal sent
 STOPPED = "stopped"
 DONE = "done"            # exited successfully, not to be restarted
 FAILED = "failed"
-SATISFIES_DEPENDENTS = (READY, DONE)
+SKIPPED = "skipped"        # its condition does not hold on this host: never started
+SATISFIES_DEPENDENTS = (READY, DONE, SKIPPED)
+FINISHED = (DONE, FAILED, SKIPPED)
+
+
+def unmet_condition(spec: Service) -> str | None:
+    """The first path of the service's condition that does not exist here, or None."""
+    return next((path for path in spec.condition if not os.path.exists(path)), None)
 
 
 class ServiceRun:

@@ -36,8 +36,10 @@ from .service import (
     BACKOFF,
     DONE,
     FAILED,
+    FINISHED,
     READY,
     SATISFIES_DEPENDENTS,
+    SKIPPED,
     STARTING,
     STOPPED,
     STOPPING,
@@ -45,6 +47,7 @@ from .service import (
     ServiceRun,
     kill_group,
     signal_name,
+    unmet_condition,
 )
 from .signals import SignalInbox
 from .spawn import child_environment, identity_arguments, session_arguments
@@ -142,7 +145,7 @@ class Supervisor:
             return False
         if self.stopping:
             return True
-        if all(run.state in (DONE, FAILED) for run in self.runs):
+        if all(run.state in FINISHED for run in self.runs):
             say("every service has finished")
             return True
         return False
@@ -159,7 +162,14 @@ class Supervisor:
                 if failed:
                     self._fail(run, f"its dependency {failed[0]} failed")
                 elif all(dep.state in SATISFIES_DEPENDENTS for dep in dependencies):
-                    self._start(run, now)
+                    missing = unmet_condition(run.spec)
+                    if missing is None:
+                        self._start(run, now)
+                    else:
+                        run.state = SKIPPED
+                        run.last_exit = f"skipped: {missing} does not exist on this host"
+                        say(f"{run.name} skipped: its condition {missing} does not exist on "
+                            f"this host")
             elif run.state == BACKOFF and now >= run.restart_at:
                 self._start(run, now)
             elif run.state == STARTING:
@@ -368,7 +378,7 @@ class Supervisor:
         say(f"stopping every service: {reason}")
         for run in self.runs:
             self._cancel_probe(run)
-            if run.process is None and run.state not in (DONE, FAILED):
+            if run.process is None and run.state not in FINISHED:
                 run.state = STOPPED
 
     def _advance_stop(self, now: float) -> None:

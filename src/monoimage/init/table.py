@@ -80,6 +80,7 @@ class Service(NamedTuple):
     stop_timeout: float
     critical: bool
     reload_signal: int | None
+    condition: tuple[str, ...] = ()   # paths that must exist, else the service is skipped
 
 
 class Table(NamedTuple):
@@ -100,6 +101,7 @@ SERVICE_DEFAULTS: dict[str, Any] = {
     "user": "root", "group": None, "env": {}, "workdir": "/", "depends_on": [],
     "runtime_dirs": [], "templates": [], "commands": [], "ready": None, "restart": None,
     "stop_signal": "SIGTERM", "stop_timeout": 10.0, "critical": True, "reload_signal": "SIGHUP",
+    "condition": [],
 }
 READY_DEFAULTS: dict[str, Any] = {
     "kind": "none", "host": "127.0.0.1", "port": None, "path": None, "argv": None,
@@ -214,6 +216,8 @@ def _service(data: object, where: str, earlier: list[str]) -> Service:
         critical=_bool(entry["critical"], f"{where}.critical"),
         reload_signal=(None if reload_signal is None
                        else _signal(reload_signal, f"{where}.reload_signal")),
+        condition=tuple(_absolute(p, f"{where}.condition")
+                        for p in _list(entry["condition"], f"{where}.condition")),
     )
 
 

@@ -47,6 +47,7 @@ class ServiceStatus:
     rss_kib: int | None
     restarts: int
     pid: int | None
+    detail: str | None = None         # the init's last word on it: an exit, why it was skipped
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,10 @@ def boot(image: str, recipe: Recipe | None = None, *, profile: ProfileName = "sm
         spec = container_spec(recipe, image=image, name=name, profile=profile, ephemeral=True,
                               host_ip="127.0.0.1", random_host_ports=True,
                               env_files=(str(env_file),) if values else ())
+        check_host_grants(spec)
+        if spec.network == "host" and recipe.ports:
+            notes.append("on the host's network: the services listen on the host's own "
+                         f"ports ({', '.join(map(str, recipe.ports))}); nothing is published")
         progress(f"starting {name} ({profile})")
         started = time.time()
         began = time.monotonic()
@@ -113,6 +118,20 @@ def boot(image: str, recipe: Recipe | None = None, *, profile: ProfileName = "sm
                 podman.remove(name)
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+def check_host_grants(spec: ContainerSpec) -> None:
+    """A UserError, before anything starts, when the spec grants a device or mounts a host path
+    this host does not have (podman would fail on it with less to say)."""
+    for device in spec.devices:
+        if not os.path.exists(device):
+            raise UserError(f"{spec.image}: the run profile gives the container the device "
+                            f"{device}, which this host does not have (runtime.devices)")
+    for mount in spec.host_mounts:
+        if not os.path.exists(mount.source):
+            raise UserError(f"{spec.image}: the run profile mounts the host's {mount.source} "
+                            f"at {mount.target}, which this host does not have "
+                            f"(runtime.host_mounts)")
 
 
 def site_values(recipe: Recipe, given: Mapping[str, str], environ: Mapping[str, str]
@@ -157,14 +176,20 @@ def _observe(spec: ContainerSpec, recipe: Recipe, started: float, began: float,
     if ended is None:
         status = read_status(spec.name)
         services = services_of(status)
-        ready_since = [s.get("ready_since") for s in status.get("services", [])]
+        ready_since = [s.get("ready_since") for s in status.get("services", [])
+                       if s.get("state") != "skipped"]   # a skipped service is never ready
         if healthy and ready_since and all(isinstance(t, (int, float)) for t in ready_since):
             time_to_ready = (max(ready_since) - started) * 1000
-        not_ready = [f"{s.name} ({s.state})" for s in services if s.state not in ("ready", "done")]
+        not_ready = [f"{s.name} ({s.state})" for s in services
+                     if s.state not in ("ready", "done", "skipped")]
         if not_ready:
             problems.append(f"not ready: {', '.join(not_ready)}")
+        skipped = frozenset(s.name for s in services if s.state == "skipped")
+        notes += [f"{s.name} cannot run on this host and was not started ({s.detail})"
+                  for s in services if s.state == "skipped"]
         progress("probing the services from the host")
-        probes = probe_from_host(recipe, podman.container_inspect(spec.name) or {})
+        probes = probe_from_host(recipe, podman.container_inspect(spec.name) or {},
+                                 host_network=spec.network == "host", skipped=skipped)
         problems += [f"{p.service} {p.port}: {p.detail}" for p in probes if p.outcome == "failed"]
         init_rss = init_rss_kib(spec.name)
         zombies = tuple(f"{p['pid']} {p.get('comm', '')}" for p in podman.processes(spec.name)
@@ -222,7 +247,9 @@ def services_of(status: dict[str, Any]) -> tuple[ServiceStatus, ...]:
                                ready_after_ms=number(s.get("ready_after_ms")),
                                rss_kib=number(s.get("rss_kib")),
                                restarts=number(s.get("restarts")) or 0,
-                               pid=number(s.get("pid")))
+                               pid=number(s.get("pid")),
+                               detail=None if s.get("last_exit") is None
+                               else str(s.get("last_exit")))
                  for s in status.get("services", []))
 
 

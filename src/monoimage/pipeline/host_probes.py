@@ -39,11 +39,16 @@ def published_ports(inspect: dict[str, Any]) -> dict[str, int]:
     return {key: int(bindings[0]["HostPort"]) for key, bindings in ports.items() if bindings}
 
 
-def probe_from_host(recipe: Recipe, inspect: dict[str, Any]) -> tuple[HostProbe, ...]:
-    """Every service port, tried through its published loopback port."""
-    published = published_ports(inspect)
+def probe_from_host(recipe: Recipe, inspect: dict[str, Any], *, host_network: bool = False,
+                    skipped: frozenset[str] = frozenset()) -> tuple[HostProbe, ...]:
+    """Every service port, tried through its published loopback port; on the host's network
+    (nothing published) on the port itself. A service the init skipped is not tried."""
+    published = ({str(p): p.number for p in recipe.ports} if host_network
+                 else published_ports(inspect))
     results = []
     for service in recipe.services:
+        if service.name in skipped:
+            continue
         for port in service.ports:
             results.append(probe_port(service.name, port, published.get(str(port))))
     return tuple(results)

@@ -8,6 +8,7 @@ their labels say the image holds. `tools/buildah.configure` applies a config to 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -18,19 +19,26 @@ from monoimage.image import (
     LABEL_CAPABILITIES,
     LABEL_CREATED,
     LABEL_DESCRIPTION,
+    LABEL_DEVICES,
     LABEL_HEALTH_CMD,
+    LABEL_HOST_MOUNTS,
+    LABEL_IPC,
     LABEL_LAYER_PLAN,
     LABEL_MANIFEST_DIGEST,
     LABEL_MEMORY,
+    LABEL_NETWORK,
     LABEL_PACKAGER,
     LABEL_PACKAGES_DIGEST,
+    LABEL_PID,
     LABEL_PIDS_LIMIT,
+    LABEL_PRIVILEGED,
     LABEL_READ_ONLY,
     LABEL_RECIPE_DIGEST,
     LABEL_SERVICE_PORTS,
     LABEL_SERVICES,
     LABEL_SOURCE,
     LABEL_STRATEGY,
+    LABEL_SYSCTLS,
     LABEL_TITLE,
     LABEL_VERSION,
     PATH,
@@ -125,10 +133,30 @@ def runtime_labels(recipe: Recipe) -> dict[str, str]:
         LABEL_PIDS_LIMIT: str(runtime.pids_limit),
         LABEL_READ_ONLY: "true" if runtime.read_only else "false",
     }
+    labels.update(host_labels(recipe))
     owners = ";".join(f"{s.name}={','.join(str(p) for p in s.ports)}"
                       for s in recipe.services if s.ports)
     if owners:
         labels[LABEL_SERVICE_PORTS] = owners
+    return labels
+
+
+def host_labels(recipe: Recipe) -> dict[str, str]:
+    """The host integration of `runtime:` as labels, each only when asked for (an image that
+    asks for none keeps the labels, hence the digest, it had before they existed)."""
+    runtime = recipe.runtime
+    labels = {label: "host" for label, mode in ((LABEL_NETWORK, runtime.network),
+                                                 (LABEL_PID, runtime.pid),
+                                                 (LABEL_IPC, runtime.ipc)) if mode == "host"}
+    if runtime.privileged:
+        labels[LABEL_PRIVILEGED] = "true"
+    if runtime.devices:
+        labels[LABEL_DEVICES] = ",".join(runtime.devices)
+    if runtime.host_mounts:
+        labels[LABEL_HOST_MOUNTS] = ",".join(
+            f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in runtime.host_mounts)
+    if runtime.sysctls:
+        labels[LABEL_SYSCTLS] = json.dumps(dict(runtime.sysctls), sort_keys=True)
     return labels
 
 

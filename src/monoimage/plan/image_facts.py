@@ -7,24 +7,32 @@ Pure: takes the inspect data and the table's text; `pipeline/boot.py` reads them
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from monoimage.errors import UserError
 from monoimage.image import (
     LABEL_CAPABILITIES,
+    LABEL_DEVICES,
+    LABEL_HOST_MOUNTS,
+    LABEL_IPC,
     LABEL_MEMORY,
+    LABEL_NETWORK,
     LABEL_PACKAGER,
+    LABEL_PID,
     LABEL_PIDS_LIMIT,
+    LABEL_PRIVILEGED,
     LABEL_READ_ONLY,
     LABEL_RECIPE_DIGEST,
     LABEL_SERVICE_PORTS,
+    LABEL_SYSCTLS,
     LABEL_TITLE,
     TABLE_PATH,
 )
 from monoimage.init.render import placeholders
 from monoimage.init.table import Table, TableError, parse_table
-from monoimage.recipe.model import Distro, Port, Probe, Recipe, Runtime, Service
+from monoimage.recipe.model import Distro, HostMount, Port, Probe, Recipe, Runtime, Service
 from monoimage.recipe.versions import Family
 
 
@@ -103,7 +111,39 @@ def runtime_from_labels(labels: dict[str, str]) -> Runtime:
     except ValueError:
         pids = default.pids_limit
     return Runtime(memory=labels.get(LABEL_MEMORY, default.memory), pids_limit=pids,
-                   read_only=labels.get(LABEL_READ_ONLY, "true").lower() != "false")
+                   read_only=labels.get(LABEL_READ_ONLY, "true").lower() != "false",
+                   network=_namespace(labels, LABEL_NETWORK),
+                   pid=_namespace(labels, LABEL_PID), ipc=_namespace(labels, LABEL_IPC),
+                   privileged=labels.get(LABEL_PRIVILEGED, "false").lower() == "true",
+                   devices=tuple(d for d in labels.get(LABEL_DEVICES, "").split(",") if d),
+                   host_mounts=tuple(_host_mount(m) for m in
+                                     labels.get(LABEL_HOST_MOUNTS, "").split(",") if m),
+                   sysctls=_sysctls(labels.get(LABEL_SYSCTLS, "")))
+
+
+def _namespace(labels: dict[str, str], label: str) -> Literal["private", "host"]:
+    return "host" if labels.get(label) == "host" else "private"
+
+
+def _host_mount(text: str) -> HostMount:
+    source, _, rest = text.partition(":")
+    target, _, mode = rest.partition(":")
+    if not source.startswith("/") or not target.startswith("/"):
+        raise UserError(f"the image's {LABEL_HOST_MOUNTS} label holds {text!r}, not "
+                        f"SOURCE:TARGET:ro|rw")
+    return HostMount(source, target, read_only=mode != "rw")
+
+
+def _sysctls(text: str) -> tuple[tuple[str, str], ...]:
+    if not text:
+        return ()
+    try:
+        values = json.loads(text)
+    except ValueError:
+        values = None
+    if not isinstance(values, dict):
+        raise UserError(f"the image's {LABEL_SYSCTLS} label is not a JSON object: {text!r}")
+    return tuple(sorted((str(k), str(v)) for k, v in values.items()))
 
 
 def _port(text: str) -> Port:

@@ -119,6 +119,20 @@ class SecretMount:
 
 
 @dataclass(frozen=True)
+class BindMount:
+    """A host path mounted into the container (`runtime.host_mounts`)."""
+
+    source: str
+    target: str
+    read_only: bool
+
+    @property
+    def option(self) -> str:
+        """Podman's `--volume SRC:DST[:ro]` form (Quadlet's `Volume=` takes the same)."""
+        return f"{self.source}:{self.target}" + (":ro" if self.read_only else "")
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     """Everything podman needs to run the golden image the way an edge host runs it."""
 
@@ -139,6 +153,14 @@ class ContainerSpec:
     env_files: tuple[str, ...] = ()
     secrets: tuple[SecretMount, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
+    # the host integration of `runtime:`, granted under every profile
+    network: str = ""          # "host", or "" for podman's own network
+    pid: str = ""              # "host", or ""
+    ipc: str = ""              # "host", or ""
+    privileged: bool = False
+    devices: tuple[str, ...] = ()
+    host_mounts: tuple[BindMount, ...] = ()
+    sysctls: tuple[tuple[str, str], ...] = ()
 
     @property
     def systemd_stop_timeout(self) -> int:
@@ -165,6 +187,8 @@ def container_spec(recipe: Recipe, *, image: str | None = None, name: str | None
         raise UserError(f"container name {name!r}: use letters, digits, '_', '.', '-'")
     small = profile == "small-host"
     labels = (("io.containers.autoupdate", auto_update),) if auto_update else ()
+    runtime = recipe.runtime
+    host_network = runtime.network == "host"
     return ContainerSpec(
         image=image or recipe.reference,
         name=name,
@@ -174,11 +198,13 @@ def container_spec(recipe: Recipe, *, image: str | None = None, name: str | None
                TmpfsMount("/tmp", TMPFS_TMP_SIZE, 0o1777)),
         memory=recipe.runtime.memory if small else None,
         pids_limit=recipe.runtime.pids_limit if small else None,
-        cap_drop_all=small,
-        cap_add=capabilities(recipe) if small else (),
-        ports=tuple(PublishedPort(p.number, p.protocol,
-                                  None if random_host_ports else p.number, host_ip)
-                    for p in recipe.ports),
+        # privileged holds every capability: a list beside it would only mislead
+        cap_drop_all=small and not runtime.privileged,
+        cap_add=capabilities(recipe) if small and not runtime.privileged else (),
+        # on the host's network the services' ports are the host's own: nothing to publish
+        ports=() if host_network else tuple(
+            PublishedPort(p.number, p.protocol, None if random_host_ports else p.number,
+                          host_ip) for p in recipe.ports),
         volumes=tuple(StateVolume(path, None if ephemeral else volume_name(name, path))
                       for path in recipe.volumes),
         health=health_check(recipe),
@@ -187,6 +213,14 @@ def container_spec(recipe: Recipe, *, image: str | None = None, name: str | None
         env_files=env_files,
         secrets=secrets,
         labels=labels,
+        network="host" if host_network else "",
+        pid="host" if runtime.pid == "host" else "",
+        ipc="host" if runtime.ipc == "host" else "",
+        privileged=runtime.privileged,
+        devices=runtime.devices,
+        host_mounts=tuple(BindMount(m.source, m.target, m.read_only)
+                          for m in runtime.host_mounts),
+        sysctls=runtime.sysctls,
     )
 
 
@@ -246,11 +280,13 @@ def podman_run_options(spec: ContainerSpec) -> tuple[tuple[str, ...], ...]:
         options.append(("--memory", spec.memory))
     if spec.pids_limit:
         options.append(("--pids-limit", str(spec.pids_limit)))
+    options += host_options(spec)
     if spec.cap_drop_all:
         options.append(("--cap-drop", "all"))
     options += [("--cap-add", cap) for cap in spec.cap_add]
     options += [("--publish", port.option) for port in spec.ports]
     options += [("--volume", volume.option) for volume in spec.volumes]
+    options += [("--volume", mount.option) for mount in spec.host_mounts]
     options += [("--env-file", env_file) for env_file in spec.env_files]
     options += [("--secret", secret.option) for secret in spec.secrets]
     options += [("--label", f"{key}={value}") for key, value in spec.labels]
@@ -258,6 +294,17 @@ def podman_run_options(spec: ContainerSpec) -> tuple[tuple[str, ...], ...]:
     options.append(("--stop-timeout", str(spec.stop_timeout)))
     options += [("--ulimit", ulimit.option) for ulimit in spec.ulimits]
     return tuple(options)
+
+
+def host_options(spec: ContainerSpec) -> list[tuple[str, ...]]:
+    """The namespaces shared with the host, privileged, devices and sysctls of `spec`."""
+    options: list[tuple[str, ...]] = [(f"--{ns}", "host") for ns in ("network", "pid", "ipc")
+                                      if getattr(spec, ns) == "host"]
+    if spec.privileged:
+        options.append(("--privileged",))
+    options += [("--device", device) for device in spec.devices]
+    options += [("--sysctl", f"{name}={value}") for name, value in spec.sysctls]
+    return options
 
 
 def health_options(health: HealthCheck) -> list[tuple[str, str]]:

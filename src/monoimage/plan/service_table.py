@@ -39,6 +39,13 @@ def service_table_text(recipe: Recipe) -> str:
 
 
 def _service(service: Service) -> dict[str, Any]:
+    # a condition only when there is one: the table (and the image) of a recipe without
+    # any stays byte for byte what it was
+    condition = {"condition": list(service.condition)} if service.condition else {}
+    return condition | _entry(service)
+
+
+def _entry(service: Service) -> dict[str, Any]:
     ready = service.ready
     restart = service.restart
     return {

@@ -1,5 +1,5 @@
 """The parts of an image recipe around its services: distro and repositories, site values,
-layering, strip and runtime.
+layering and strip (`runtime.py` reads `runtime:`).
 
 Repository fields end up in apt's sources and dnf's .repo files, one field a line: each is a
 single token checked here (a URL with its scheme and host, suites, components, ids, key paths),
@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from monoimage.recipe.fields import Fields
 from monoimage.recipe.limits import shown
 from monoimage.recipe.located_yaml import KeyPath
-from monoimage.recipe.model import AptRepository, Distro, DnfRepository, Layering, Runtime, Strip
+from monoimage.recipe.model import AptRepository, Distro, DnfRepository, Layering, Strip
 from monoimage.recipe.scalars import (
     check_variable_name,
     read_name,
@@ -165,13 +165,3 @@ def parse_strip(fields: Fields, family: Family) -> Strip:
                   packages=read_package_names(fields, "packages", family))
     fields.done()
     return strip
-
-
-def parse_runtime(fields: Fields) -> Runtime:
-    memory = fields.text("memory", limit=32)
-    if not re.fullmatch(r"[1-9]\d{0,12}[kmg]?", memory.lower()):
-        raise fields.error("memory", f"{shown(memory)} is not a size such as 512m or 1g")
-    runtime = Runtime(memory=memory.lower(), pids_limit=fields.whole("pids_limit"),
-                      read_only=fields.flag("read_only"))
-    fields.done()
-    return runtime

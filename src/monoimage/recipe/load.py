@@ -17,13 +17,13 @@ from monoimage.recipe.fields import Fields
 from monoimage.recipe.image_parts import (
     parse_distro,
     parse_layering,
-    parse_runtime,
     parse_site,
     parse_strip,
 )
 from monoimage.recipe.located_yaml import KeyPath, load_located
 from monoimage.recipe.model import Recipe, Service
 from monoimage.recipe.reference import ReferenceError, check_name, check_tag
+from monoimage.recipe.runtime import parse_runtime
 from monoimage.recipe.scalars import NAME_RE, read_name, read_packages
 from monoimage.recipe.service import parse_service
 
@@ -78,6 +78,7 @@ def load_recipe(path: Path | str) -> Recipe:
     top.done()
 
     ordered = order_services(services)
+    _check_needs(ordered, runtime.grants, str(path))
     _check_unique_dests(ordered)
     _check_placeholders(ordered, {n for n, _ in site} | set(site_required))
     return Recipe(
@@ -86,6 +87,18 @@ def load_recipe(path: Path | str) -> Recipe:
         services=ordered, site=site, site_required=site_required, site_secrets=site_secrets,
         layering=layering, strip=strip, runtime=runtime,
     )
+
+
+def _check_needs(services: tuple[Service, ...], grants: tuple[str, ...], image: str) -> None:
+    """Every grant a service needs is one the image's `runtime:` gives."""
+    for service in services:
+        for need in service.needs:
+            if need not in grants:
+                key = need.partition("=")[0]
+                key = "devices" if key == "device" else key
+                raise _service_error(service, ("needs", key),
+                                     f"{service.name} needs {need}, which the runtime of "
+                                     f"{image} does not grant (runtime.{key})")
 
 
 def _service_error(service: Service, path: KeyPath, message: str) -> RecipeError:

@@ -16,6 +16,7 @@ ProbeKind = Literal["tcp", "unix", "file", "command", "none"]
 RestartKind = Literal["always", "on-failure", "never"]
 LayeringPolicy = Literal["single", "packages"]
 LayeringUpdates = Literal["layers", "delta"]
+Namespace = Literal["private", "host"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ class Service:
     runtime_dirs: tuple[RuntimeDir, ...] = ()
     ports: tuple[Port, ...] = ()
     capabilities: tuple[str, ...] = ()
+    condition: tuple[str, ...] = ()  # paths that must exist at start, else it is skipped
+    needs: tuple[str, ...] = ()  # host grants it cannot run without, as Runtime.grants words
 
 
 @dataclass(frozen=True)
@@ -180,12 +183,41 @@ class Strip:
 
 
 @dataclass(frozen=True)
+class HostMount:
+    """A host directory or file bind-mounted into the container (`/lib/modules`, read-only)."""
+
+    source: str
+    target: str
+    read_only: bool = default("runtime.host_mounts[].read_only")
+
+
+@dataclass(frozen=True)
 class Runtime:
-    """Limits for a small container-OS host (`boot --profile small-host`, `host`)."""
+    """How the container runs on its host: the limits of `--profile small-host`, and the host
+    integration the image's services need (namespaces shared with the host, devices, host
+    mounts, sysctls, privileged), granted under every profile and by every host artefact."""
 
     memory: str = default("runtime.memory")
     pids_limit: int = default("runtime.pids_limit")
     read_only: bool = default("runtime.read_only")
+    network: Namespace = default("runtime.network")  # noqa: RUF009 (a str: immutable)
+    pid: Namespace = default("runtime.pid")  # noqa: RUF009 (a str: immutable)
+    ipc: Namespace = default("runtime.ipc")  # noqa: RUF009 (a str: immutable)
+    privileged: bool = default("runtime.privileged")
+    devices: tuple[str, ...] = default("runtime.devices")
+    host_mounts: tuple[HostMount, ...] = ()
+    sysctls: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def grants(self) -> tuple[str, ...]:
+        """The host integration granted, one word each (`network=host`, `device=/dev/kvm`)."""
+        words = [f"{ns}=host" for ns in ("network", "pid", "ipc") if getattr(self, ns) == "host"]
+        words += ["privileged"] if self.privileged else []
+        words += [f"device={d}" for d in self.devices]
+        words += [f"mount={m.source}:{m.target}:{'ro' if m.read_only else 'rw'}"
+                  for m in self.host_mounts]
+        words += [f"sysctl={k}={v}" for k, v in self.sysctls]
+        return tuple(words)
 
 
 @dataclass(frozen=True)

@@ -66,18 +66,18 @@ def read_path(fields: Fields, key: str, *, required: bool = False) -> Any:
     """An absolute, normal path inside the image."""
     value = fields.text(key, required=required)
     if value is not None:
-        _check_image_path(fields.doc, fields.at(key), value)
+        check_image_path(fields.doc, fields.at(key), value)
     return value
 
 
 def read_paths(fields: Fields, key: str) -> tuple[str, ...]:
     paths = fields.texts(key)
     for i, path in enumerate(paths):
-        _check_image_path(fields.doc, fields.at(key) + (i,), path)
+        check_image_path(fields.doc, fields.at(key) + (i,), path)
     return paths
 
 
-def _check_image_path(doc: LocatedDocument, where: KeyPath, value: str) -> None:
+def check_image_path(doc: LocatedDocument, where: KeyPath, value: str) -> None:
     if not value.startswith("/"):
         raise doc.error(where, f"{shown(value)} must be an absolute path inside the image")
     if value != "/" and (".." in value.split("/") or posixpath.normpath(value) != value):

@@ -92,6 +92,8 @@ def parse_service(doc: LocatedDocument, family: Family, root: Path) -> Service:
                            for i, item in enumerate(top.items("runtime_dirs"))),
         ports=tuple(_port(top, i, item) for i, item in enumerate(top.items("ports"))),
         capabilities=_capabilities(top),
+        condition=_condition(top.mapping("condition")),
+        needs=_needs(top.mapping("needs")),
     )
     top.done()
     return service
@@ -252,6 +254,38 @@ def _port(top: Fields, i: int, item: Any) -> Port:
     if not 1 <= number <= 65535:
         raise top.doc.error(where, f"port {number} is out of range 1-65535")
     return Port(number, match.group(2) or "tcp")  # type: ignore[arg-type]
+
+
+def _condition(fields: Fields) -> tuple[str, ...]:
+    """`condition: {path_exists: [...]}`: what the host must provide for the service to run
+    (systemd's ConditionPathExists=); on a host without it the init skips the service."""
+    paths = read_paths(fields, "path_exists")
+    fields.done()
+    return paths
+
+
+def _needs(fields: Fields) -> tuple[str, ...]:
+    """`needs: {network: host, devices: [/dev/kvm]}`: what the image's `runtime:` must grant
+    (the image recipe is checked against it), as `Runtime.grants` words."""
+    words = [f"{ns}=host" for ns in ("network", "pid", "ipc")
+             if _host_namespace(fields, ns)]
+    words += ["privileged"] if fields.has("privileged") and _need_flag(fields) else []
+    words += [f"device={d}" for d in read_paths(fields, "devices")]
+    fields.done()
+    return tuple(words)
+
+
+def _host_namespace(fields: Fields, key: str) -> bool:
+    value = fields.raw(key)
+    if value is not None and value != "host":
+        raise fields.error(key, f"a service needs `{key}: host` or nothing, not {shown(value)}")
+    return value == "host"
+
+
+def _need_flag(fields: Fields) -> bool:
+    if fields.raw("privileged") is not True:
+        raise fields.error("privileged", "a service needs `privileged: true` or nothing")
+    return True
 
 
 def _capabilities(top: Fields) -> tuple[str, ...]:

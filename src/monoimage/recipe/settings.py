@@ -94,6 +94,23 @@ _TABLE = (
            minimum=16, maximum=4194304),
     _image("runtime.read_only", "flag", True,
            "`--profile small-host` runs the container with a read-only root"),
+    _image("runtime.network", "choice", "private",
+           "host: the container shares the host's network namespace (iscsid's NETLINK_ISCSI, "
+           "OVS bridges on host interfaces); its ports are then the host's, not published",
+           choices=("private", "host")),
+    _image("runtime.pid", "choice", "private",
+           "host: the host's PID namespace (the init is then not PID 1)",
+           choices=("private", "host")),
+    _image("runtime.ipc", "choice", "private", "host: the host's IPC namespace",
+           choices=("private", "host")),
+    _image("runtime.privileged", "flag", False,
+           "every capability and every host device: only where a capability list and "
+           "`devices` cannot do"),
+    _image("runtime.devices", "texts", (), "host devices given to the container",
+           rule="paths under /dev"),
+    _image("runtime.host_mounts[].read_only", "flag", True,
+           "the host path is mounted read-only (`source`, `target`: absolute paths; "
+           "not `/` nor a system tree such as /etc, /usr, /proc, /sys)"),
     _image("site.NAME.secret", "flag", False,
            "NAME (a `{{ NAME }}` of the templates) has no default in the image: a secret given at run time (secret file or "
            "`MONOIMAGE_SITE_NAME`), never written into a layer", rule="no `default` with it"),
