@@ -3,8 +3,8 @@
 Three day-2 cases (issue 10): (a) edge-lite, libtirpc3, a library three services share;
 (b) edge-compute, libssl3, a base package: the real Debian security update when the build
 host's apt sources carry an older libssl3 beside the one the recipe resolves (bookworm's point
-release beside bookworm-security), else the stand-in; (c) edge-compute, qemu-system-x86, a
-large service package (stand-in). A stand-in is the pinned .deb re-versioned with dpkg-deb in
+release beside bookworm-security), else the stand-in; (c) edge-compute, ovmf, a large service
+package (qemu's firmware, stand-in). A stand-in is the pinned .deb re-versioned with dpkg-deb in
 a local signed repository. Per case, `run_footprint` builds day 1 and day 2 of monoimage
 (`packages` layering, day 2 keeping day 1's layers), its `single` variant, kolla-style and
 shared-base, then once more the golden image alone with `updates: delta`; every figure is
@@ -90,7 +90,10 @@ class Case:
 CASES = (
     Case("a", "recipes/edge-lite.yaml", "libtirpc3"),
     Case("b", "recipes/edge-compute.yaml", "libssl3", real_if_available=True),
-    Case("c", "recipes/edge-compute.yaml", "qemu-system-x86"),
+    # qemu-system-x86 alone cannot be a stand-in: qemu-block-extra wants exactly its version
+    # or another emulator's, so day 2 would add qemu-system-arm; ovmf, qemu's 7.7 MB UEFI
+    # firmware that nova-compute and nova-libvirt need, has no such sibling
+    Case("c", "recipes/edge-compute.yaml", "ovmf"),
 )
 
 
