@@ -145,6 +145,7 @@ def bench(case: Case, out: Path, keep: bool, details: bool, console: Console) ->
             tag=f"bench-{case.key}", cache_dir=cache, out_dir=out / recipe.name,
             update=update, extra_repositories=extra, host_repositories=hosts, verify=True)
         layered = run_footprint(recipe, options, progress)
+        print_footprint(console, layered, FleetParams())  # before the delta run's half hour
         delta_recipe = dataclasses.replace(
             recipe, layering=dataclasses.replace(recipe.layering, updates="delta"))
         delta = run_footprint(delta_recipe, dataclasses.replace(
