@@ -88,4 +88,6 @@ def _summary(console: Console, result: BuildResult, seconds: float) -> None:
     if result.layer_note or result.previous:
         console.print(f"layers: {result.layer_note or 'kept'}"
                       + (f" (previous image {result.previous})" if result.previous else ""))
+    if result.config_tools and result.config_tools.packages:
+        console.print(f"config tools: {result.config_tools.note()}")
     console.print(f"manifest {result.manifest_path}  sbom {result.sbom_path}")

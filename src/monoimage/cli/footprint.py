@@ -34,6 +34,7 @@ from monoimage.pipeline.footprint import (
     estimate_footprint,
     run_footprint,
 )
+from monoimage.plan.config_tools import ConfigTools, carried_by
 from monoimage.plan.day2 import PackageUpdate, Repository, parse_update
 from monoimage.recipe.load import load_recipe
 from monoimage.recipe.model import DnfRepository, Recipe
@@ -254,6 +255,9 @@ def print_footprint(console: Console, result: FootprintRun | Estimate,
             names = ", ".join(f"{p.package or '(files of no package: package database)'} "
                               f"{_mb(p.bytes_wasted)} MB" for p in top)
             console.print(f"duplicated in {figures.name}: {names}")
+    tools = result.facts().config_tools
+    if tools and tools.packages:
+        console.print(_config_tools_line(tools, [f.name for f in report.strategies]))
     if result.update is not None:
         _print_day2(console, result)
     if isinstance(result, FootprintRun) and result.checks:
@@ -262,6 +266,16 @@ def print_footprint(console: Console, result: FootprintRun | Estimate,
         console.print(f"{mark} real pull from a loopback registry: served bytes match the "
                       f"computed first-deploy and day-2 figures of every strategy "
                       f"(largest difference {worst:.3%})")
+
+
+def _config_tools_line(tools: ConfigTools, strategies: Sequence[str]) -> str:
+    carried = [name for name in strategies if carried_by(tools, name)]
+    spared = [name for name in strategies if not carried_by(tools, name)]
+    return (f"config tools ({len(tools.packages)} packages, "
+            f"{_mb(tools.download_bytes)} MB download, {_mb(tools.installed_bytes)} MB "
+            f"installed, each one to patch): in {', '.join(carried) or 'no strategy'}"
+            + (f"; left out of {', '.join(spared)}" if spared else "")
+            + (f" ({tools.note()})" if tools.kept else ""))
 
 
 def _fleet_table(rollouts: Sequence[StrategyRollout], fleet: FleetParams) -> Table:

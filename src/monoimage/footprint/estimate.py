@@ -42,8 +42,9 @@ from monoimage.footprint.oci import Blob, FileEntry, Image, Layer
 from monoimage.footprint.report import FootprintFacts
 from monoimage.image import MEDIA_OCI_CONFIG, MEDIA_OCI_GZIP_LAYER, MEDIA_OCI_MANIFEST
 from monoimage.plan.comparator_plan import STRATEGIES, plan_layered
+from monoimage.plan.config_tools import config_tools, runtime_resolution
 from monoimage.plan.day2 import PackageUpdate, VersionChange
-from monoimage.plan.layer_plan import plan_layers
+from monoimage.plan.layer_plan import LayerPlan, plan_layers
 from monoimage.plan.resolution import Resolution, ResolvedPackage
 from monoimage.plan.update_impact import PackageImpact
 from monoimage.recipe.model import Layering, Recipe
@@ -116,32 +117,56 @@ class Estimate:
             recipe=self.recipe, packages=len(self.resolution.packages), report=self.report,
             rollouts=self.rollouts, update=self.update, version_changes=self.version_changes,
             impacts=self.impacts,
-            calibration=self.calibration.as_json())
+            calibration=self.calibration.as_json(),
+            config_tools=config_tools(self.recipe, self.resolution))
 
 
 def estimate_report(recipe: Recipe, resolution: Resolution, after: Resolution | None = None,
                     calibration: Calibration = APT_CALIBRATION) -> FootprintReport:
-    """The footprint report of predicted images (day 2 when `after` is given)."""
+    """The footprint report of predicted images (day 2 when `after` is given).
+
+    The golden image leaves out the config tools no config command runs (plan/config_tools.py),
+    as a build does; on day 2 it keeps day 1's layer plan, as `footprint` builds it.
+    """
     services = [s.name for s in recipe.services]
-    first = predicted_strategies(resolution, services, calibration, recipe.layering)
-    second = (predicted_strategies(after, services, calibration, recipe.layering)
-              if after else [])
+    golden = _runtime(recipe, resolution)
+    first = predicted_strategies(resolution, services, calibration, recipe.layering,
+                                 golden=golden)
+    second = []
+    if after is not None:
+        day1 = golden_plan(golden, recipe.layering)
+        second = predicted_strategies(after, services, calibration, recipe.layering,
+                                      golden=_runtime(recipe, after), previous=day1)
     return footprint_report(first, second, owner=_owner, baseline=MONOIMAGE)
 
 
+def _runtime(recipe: Recipe, resolution: Resolution) -> Resolution:
+    return runtime_resolution(resolution, config_tools(recipe, resolution))
+
+
+def golden_plan(resolution: Resolution, layering: Layering,
+                previous: LayerPlan | None = None) -> LayerPlan:
+    """The golden image's layer plan as the estimate predicts it (sizes from the repository)."""
+    return plan_layers(layering, resolution.packages, needed_by=resolution.needed_by(),
+                       previous=previous)
+
+
 def predicted_strategies(resolution: Resolution, services: Sequence[str],
-                         calibration: Calibration, layering: Layering = DEFAULT_LAYERING
+                         calibration: Calibration, layering: Layering = DEFAULT_LAYERING, *,
+                         golden: Resolution | None = None, previous: LayerPlan | None = None
                          ) -> list[Strategy]:
     """monoimage (and, layered by package, its single variant) and both layered strategies
-    as predicted images (pure)."""
+    as predicted images (pure). `golden`: the closure the golden image installs (default
+    `resolution`); `previous`: the layer plan it keeps."""
     sizes = _Sizes(calibration, resolution.family)
-    single = _image("monoimage", [sizes.root_layer(resolution.packages)], calibration)
+    golden = golden or resolution
+    single = _image("monoimage", [sizes.root_layer(golden.packages)], calibration)
     if layering.policy == "single":
         strategies = [Strategy(MONOIMAGE, (single,))]
     else:
-        golden = _image("monoimage layered", sizes.golden_layers(resolution, layering),
-                        calibration)
-        strategies = [Strategy(MONOIMAGE, (golden,)), Strategy(MONOIMAGE_SINGLE, (single,))]
+        layers = sizes.golden_layers(golden, golden_plan(golden, layering, previous))
+        golden_image = _image("monoimage layered", layers, calibration)
+        strategies = [Strategy(MONOIMAGE, (golden_image,)), Strategy(MONOIMAGE_SINGLE, (single,))]
     for name in STRATEGIES:
         plan = plan_layered(resolution, services, name)
         base_layer = sizes.root_layer(plan.base)
@@ -180,9 +205,8 @@ class _Sizes:
         return _layer(f"root\n{_pins(packages)}", round(size),
                       sum(f.size for f in files) + database.size, [*files, database])
 
-    def golden_layers(self, resolution: Resolution, layering: Layering) -> list[Layer]:
+    def golden_layers(self, resolution: Resolution, plan: LayerPlan) -> list[Layer]:
         """The layers by package (plan/layer_plan.py), then the files no package owns."""
-        plan = plan_layers(layering, resolution.packages, needed_by=resolution.needed_by())
         by_name = {p.name: p for p in resolution.packages}
         layers = []
         for planned in plan.layers:

@@ -15,6 +15,7 @@ from monoimage.footprint.changes import ImageChange
 from monoimage.footprint.figures import FootprintReport, SitePull
 from monoimage.footprint.fleet import FleetFigures, FleetParams, StrategyRollout
 from monoimage.footprint.pull_check import PullCheck
+from monoimage.plan.config_tools import ConfigTools, cost_json
 from monoimage.plan.day2 import PackageUpdate, VersionChange
 from monoimage.plan.update_impact import PackageImpact
 from monoimage.recipe.model import Recipe
@@ -39,6 +40,7 @@ class FootprintFacts:
     checks: tuple[PullCheck, ...] = ()
     calibration: dict[str, object] | None = None  # an estimate's, as its as_json() gives
     impacts: tuple[PackageImpact, ...] = ()  # the version changes with who runs them
+    config_tools: ConfigTools | None = None  # the recipe's config tools, per strategy
 
     @property
     def mode(self) -> Literal["measured", "estimated"]:
@@ -62,6 +64,8 @@ def footprint_json(facts: FootprintFacts, fleet: FleetParams) -> dict[str, Any]:
                   "mirror_uplink_bps": fleet.mirror_uplink_bps,
                   "mirror_egress_bps": fleet.mirror_egress_bps},
         "strategies": [],
+        "config_tools": None if facts.config_tools is None else cost_json(
+            facts.config_tools, [f.name for f in facts.report.strategies]),
         "update": None if facts.update is None else {
             "name": facts.update.name, "version": facts.update.version,
             "changes": ([i.as_json() for i in facts.impacts] if facts.impacts else

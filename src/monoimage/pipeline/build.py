@@ -32,6 +32,7 @@ from monoimage.pipeline.previous_image import PreviousImage, named_previous, tag
 from monoimage.pipeline.rootfs import install_root, strip_root
 from monoimage.pipeline.stages import Progress, Stages
 from monoimage.pipeline.workspace import workspace
+from monoimage.plan.config_tools import ConfigTools, config_tools, runtime_resolution
 from monoimage.plan.image_config import ImageConfig, golden_image_config
 from monoimage.plan.merge import plan
 from monoimage.plan.resolution import InstalledPackage, Resolution
@@ -83,6 +84,7 @@ class BuildResult:
     layer_note: str = ""  # kept the previous plan, or why it planned from scratch
     delta: DeltaSummary | None = None  # a delta image: its one new layer
     changes: tuple[PackageImpact, ...] = ()  # against the previous image: who runs them
+    config_tools: ConfigTools | None = None  # the recipe's config tools: kept or left out
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -97,6 +99,7 @@ class BuildResult:
             "previous": self.previous, "layer_note": self.layer_note,
             "delta": self.delta.as_json() if self.delta else None,
             "changes": [c.as_json() for c in self.changes],
+            "config_tools": self.config_tools.as_json() if self.config_tools else None,
         }
 
 
@@ -132,9 +135,12 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
         if resolution is None:
             resolution = resolve(recipe, cache_dir=options.cache_dir,
                                  with_init_python=options.with_init_python)
+        tools = config_tools(recipe, resolution)
+        resolution = runtime_resolution(resolution, tools)
         note(f"{len(resolution.packages)} packages, "
              f"{_mib(resolution.download_size)} download, "
-             f"{_mib(resolution.installed_size)} installed")
+             f"{_mib(resolution.installed_size)} installed"
+             + (f"; {tools.note()}" if tools.packages else ""))
 
     with workspace(options.build_id) as work:
         staging = work.container("scratch")
@@ -201,7 +207,8 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
         sbom_path=sbom_path, manifest_digest=manifest_digest,
         stage_seconds=tuple(stages.seconds.items()), layers=cut.layers,
         previous=previous.reference if previous else None, layer_note=layer_note,
-        delta=cut.delta, changes=_changes(recipe, previous, resolution, installed))
+        delta=cut.delta, changes=_changes(recipe, previous, resolution, installed),
+        config_tools=tools)
 
 
 def _changes(recipe: Recipe, previous: PreviousImage | None, resolution: Resolution,

@@ -147,7 +147,7 @@ def _build_child(recipe: Recipe, resolution: Resolution, plan: LayeredPlan, serv
                            deb_file_names(packages)) as cache:
             if apt_root is not None:
                 install_in_container(recipe, apt_root, container, root, packages,
-                                     cache / APT_ARCHIVES,
+                                     cache / APT_ARCHIVES, pins=resolution.packages,
                                      source_date_epoch=options.source_date_epoch)
             else:
                 subset = dataclasses.replace(resolution, packages=packages)

@@ -38,6 +38,7 @@ from monoimage.pipeline.comparators import LayeredOptions, build_layered
 from monoimage.pipeline.single_variant import single_reference, squash_image
 from monoimage.pipeline.stages import Progress, Stages
 from monoimage.plan.comparator_plan import STRATEGIES
+from monoimage.plan.config_tools import config_tools
 from monoimage.plan.day2 import (
     PackageUpdate,
     Repository,
@@ -73,6 +74,7 @@ class FootprintOptions:
     verify: bool = True
     fleet: FleetParams = field(default_factory=FleetParams)
     oci_cache: Path | None = None  # where images are exported (default ~/.cache/monoimage/oci)
+    comparators: bool = True  # False: the golden image alone (a bench's second layering)
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,8 @@ class FootprintRun:
             impacts=self.impacts,
             images={s.name: s.references for s in self.images},
             updated_images={s.name: s.references for s in self.updated_images},
-            changes={s.name: s.images for s in self.changes}, checks=self.checks)
+            changes={s.name: s.images for s in self.changes}, checks=self.checks,
+            config_tools=config_tools(self.recipe, self.resolution))
 
 
 def run_footprint(recipe: Recipe, options: FootprintOptions,
@@ -229,6 +232,8 @@ def build_strategies(recipe: Recipe, resolution: Resolution, options: FootprintO
             with_init_python=options.with_init_python, keep_tagged=False,
             **_day2_layers(recipe, previous)), resolution=resolution)
     strategies = [StrategyImages(MONOIMAGE, (golden,))]
+    if not options.comparators:
+        return tuple(strategies)
     if recipe.layering.policy != "single":
         single = single_reference(golden)
         with stages.stage(f"{MONOIMAGE_SINGLE} (squashed)"):

@@ -4,11 +4,14 @@ A child is `FROM` its base: a working container over the base image in which the
 pins are installed on top of it. `apt-get install name=version…` runs inside the container
 (`buildah run`), with the private APT root's lists and sources and this install's .deb cache
 bind-mounted in, and `--no-download` (every .deb is fetched on the host first), so a child build
-neither updates lists nor touches the network.
+neither updates lists nor touches the network. An apt preferences file pins every package of
+the closure to its resolved version, so apt never moves a base package to a newer candidate
+(day 1 of a real update runs an older libssl3 than the sources offer).
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,22 +30,39 @@ APT_MOUNTS = "/run/monoimage-apt"
 
 def install_in_container(recipe: Recipe, apt_root: AptRoot, container: str, root: Path,
                          packages: Sequence[ResolvedPackage], archives: Path, *,
-                         source_date_epoch: int) -> None:
+                         source_date_epoch: int, pins: Sequence[ResolvedPackage] = ()) -> None:
     """`apt-get install name=version…` inside the container, offline, from host-side state.
 
     `archives` is this install's private .deb cache (cache.py): what it lacks is fetched
     on the host first, and it is merged back into the shared cache after the install.
+    `pins`: the whole closure, held at its versions (default: `packages`).
     """
     apt_root.download([p for p in packages if not (archives / deb_file_name(p)).is_file()],
                       archives)
+    with tempfile.TemporaryDirectory(prefix="monoimage-apt-pins-") as preferences:
+        (Path(preferences) / "monoimage.pref").write_text(preferences_text(pins or packages))
+        _install(recipe, apt_root, container, root, packages, archives, Path(preferences),
+                 source_date_epoch)
+
+
+def preferences_text(pins: Sequence[ResolvedPackage]) -> str:
+    """apt preferences holding every package at its resolved version."""
+    return "\n".join(f"Package: {p.name}\nPin: version {p.version}\nPin-Priority: 1001\n"
+                     for p in pins)
+
+
+def _install(recipe: Recipe, apt_root: AptRoot, container: str, root: Path,
+             packages: Sequence[ResolvedPackage], archives: Path, preferences: Path,
+             source_date_epoch: int) -> None:
     mounts = {"lists": (apt_root.path / "var/lib/apt/lists", "ro"),
               "sources": (apt_root.path / "etc/apt/sources.list.d", "ro"),
-              "archives": (archives, "rw")}
+              "archives": (archives, "rw"), "preferences": (preferences, "ro")}
     argv = ["apt-get", "-q", "-y", "--no-download",
             "-o", f"Dir::State::Lists={APT_MOUNTS}/lists",
             "-o", "Dir::Etc::SourceList=/dev/null",
             "-o", f"Dir::Etc::SourceParts={APT_MOUNTS}/sources",
             "-o", f"Dir::Cache::Archives={APT_MOUNTS}/archives",
+            "-o", f"Dir::Etc::PreferencesParts={APT_MOUNTS}/preferences",
             "-o", f"APT::Install-Recommends={'true' if recipe.distro.recommends else 'false'}",
             "-o", "Acquire::Languages=none", "-o", "Debug::NoLocking=true",
             "install", "--", *(f"{p.name}={p.version}" for p in packages)]
