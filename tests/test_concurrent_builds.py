@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from buildsupport import HELLO, TINY_IMAGE, remove_images, unique_tag
+from monoimage.pipeline.single_variant import single_reference
 from monoimage.plan.comparator_plan import STRATEGIES
 from monoimage.recipe.load import load_recipe
 from monoimage.tools import buildah
@@ -80,6 +81,7 @@ def test_a_build_and_a_footprint_at_once_both_succeed(tmp_path):
          str(tmp_path / "footprint-out"), str(_recipe(tmp_path / "footprint", name))],
     ]
     made = [f"localhost/{name}:{footprint_tag}",
+            single_reference(f"localhost/{name}:{footprint_tag}"),
             *(f"localhost/{name}-{s}-{part}:{footprint_tag}"
               for s in STRATEGIES for part in ("hello", "base"))]
     try:
