@@ -113,8 +113,6 @@ def footprint_command(recipe: Path, update_spec: str | None, simulate_update: st
             tempfile.TemporaryDirectory(prefix="monoimage-update-repo-") as scratch:
         update = parse_update(update_spec) if update_spec else None
         if simulate_update:
-            # apt verifies the repository with the key in there as its unprivileged _apt user
-            Path(scratch).chmod(0o755)
             update, repo = _simulated_update(loaded, simulate_update, Path(scratch), cache,
                                              not no_init_python)
             extra_repos += (repo,)

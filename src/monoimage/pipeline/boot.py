@@ -26,14 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from monoimage.errors import UserError
-from monoimage.image import STATUS_CMD, TABLE_PATH
-from monoimage.init.render import SITE_ENV_PREFIX
+from monoimage.image import SITE_ENV_PREFIX, STATUS_CMD, TABLE_PATH
 from monoimage.pipeline.host_probes import HostProbe, probe_from_host
 from monoimage.plan.image_facts import recipe_from_image
 from monoimage.plan.run_profile import ContainerSpec, ProfileName, container_spec, podman_run_args
 from monoimage.recipe.model import Recipe
 from monoimage.tools import podman
-from monoimage.tools.in_root import resolve_in_root
 
 POLL = 0.1                    # seconds between health checks
 
@@ -269,14 +267,9 @@ def init_rss_kib(name: str) -> int | None:
 
 def read_table(image: str) -> str:
     """The service table text, read from the image without starting it."""
-    root = podman.image_mount(image)
     try:
-        # resolved inside the image: a link there must not read a file of this host
-        table = root / resolve_in_root(root, TABLE_PATH).lstrip("/")
-        return table.read_text(encoding="utf-8")
+        return podman.read_image_file(image, TABLE_PATH)
     except OSError as error:
         raise UserError(f"image {image}: no monoimage service table at {TABLE_PATH} "
                         f"({error.strerror}); is it a monoimage image? "
                         f"Give --recipe otherwise") from None
-    finally:
-        podman.image_unmount(image)

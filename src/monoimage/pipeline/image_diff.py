@@ -5,7 +5,6 @@ manifests inside them), and the bytes a site holding OLD pulls to run NEW (from 
 from __future__ import annotations
 
 import json
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from monoimage.footprint.figures import SitePull, day2
 from monoimage.image import MANIFEST_PATH
 from monoimage.plan.update_impact import PackageImpact, facts_from_manifest, update_impact
 from monoimage.recipe.reference import ReferenceError, check_image
-from monoimage.tools import buildah
+from monoimage.tools import buildah, podman
 from monoimage.tools.skopeo import load_image
 
 
@@ -55,14 +54,9 @@ def _manifest(name: str, reference: str) -> dict[str, Any]:
         raise UserError(f"{name} {reference!r}: {error}") from None
     if buildah.image_id(reference) is None:
         raise UserError(f"{name} {reference}: no such image in local storage")
-    container = buildah.from_image(f"monoimage-diff-{secrets.token_hex(6)}", reference)
     try:
-        path = buildah.mount(container) / MANIFEST_PATH.lstrip("/")
-        try:
-            doc: dict[str, Any] = json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            raise UserError(f"{name} {reference}: not a golden image (no readable "
-                            f"{MANIFEST_PATH})") from None
-    finally:
-        buildah.remove_container(container)
+        doc: dict[str, Any] = json.loads(podman.read_image_file(reference, MANIFEST_PATH))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise UserError(f"{name} {reference}: not a golden image (no readable "
+                        f"{MANIFEST_PATH})") from None
     return doc

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from monoimage.errors import UserError
+from monoimage.tools.in_root import resolve_in_root
 from monoimage.tools.run import Completed, ToolTimeout, run
 
 
@@ -58,6 +59,16 @@ def image_mount(ref: str) -> Path:
 
 def image_unmount(ref: str) -> None:
     call("image", "unmount", "--", ref)
+
+
+def read_image_file(ref: str, path: str) -> str:
+    """The text of `path` inside image `ref`, without starting it; links are resolved inside
+    the image (one there must not read a file of this host). OSError when it is not there."""
+    root = image_mount(ref)
+    try:
+        return (root / resolve_in_root(root, path).lstrip("/")).read_text(encoding="utf-8")
+    finally:
+        image_unmount(ref)
 
 
 def run_detached(args: list[str]) -> str:
