@@ -60,21 +60,14 @@ def unique_tag(name: str) -> str:
 def leftovers(build_id: str) -> tuple[list[str], list[str]]:
     """The working containers and temporary images that the build `build_id` left behind.
 
-    Other builds may run on this host at the same time: only this build's names count, and a
-    listing that raced with another run's removal ("image not known") is taken again.
+    Other builds may run on this host at the same time: only this build's names count (the
+    listings themselves are taken again when they race another run's removal).
     """
-    for attempt in range(3):
-        try:
-            containers = [c.get("containername", "") for c in buildah.containers()
-                          if c.get("containername", "").startswith(
-                              f"{CONTAINER_PREFIX}{build_id}")]
-            images = [name for image in buildah.images() for name in image.get("names") or ()
-                      if name.startswith(f"{TEMP_PREFIX}{build_id}")]
-            return containers, images
-        except buildah.BuildahError as err:
-            if "not known" not in str(err) or attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    containers = [c.get("containername", "") for c in buildah.containers()
+                  if c.get("containername", "").startswith(f"{CONTAINER_PREFIX}{build_id}")]
+    images = [name for image in buildah.images() for name in image.get("names") or ()
+              if name.startswith(f"{TEMP_PREFIX}{build_id}")]
+    return containers, images
 
 
 def remove_images(*refs: str) -> None:

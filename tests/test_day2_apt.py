@@ -11,9 +11,7 @@ bit the same (same digests, nothing to pull); the three that ship it get a new l
 from __future__ import annotations
 
 import secrets
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from buildsupport import opened
-from footprint_support import edge_lite_source, renamed_recipe_copy
+from footprint_support import apt_readable_folder, edge_lite_source, renamed_recipe_copy
 from monoimage.footprint.changes import image_changes
 from monoimage.footprint.figures import Strategy, day2, first_deploy
 from monoimage.pipeline.build import resolve
@@ -50,15 +48,9 @@ class Resolved:
 
 @pytest.fixture()
 def repo() -> Iterator[Path]:
-    """Where the update repository goes: a folder apt's `_apt` sandbox can read (pytest's own
-    temporary folders are 0700, as `footprint --simulate-update`'s would be if it did not
-    open its own up)."""
-    folder = Path(tempfile.mkdtemp(prefix="monoimage-test-update-"))
-    folder.chmod(0o755)
-    try:
+    """Where the update repository goes: a folder apt's `_apt` sandbox can read."""
+    with apt_readable_folder() as folder:
         yield folder / "repo"
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

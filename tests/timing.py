@@ -7,6 +7,7 @@ test needs, and no test asserts how long something took: they wait for events.
 
 from __future__ import annotations
 
+import math
 import os
 
 FACTOR_VARIABLE = "MONOIMAGE_TEST_TIME_FACTOR"
@@ -19,7 +20,7 @@ def time_factor() -> float:
         factor = float(text)
     except ValueError:
         factor = 0.0
-    if not factor > 0:
+    if not (factor > 0 and math.isfinite(factor)):
         raise ValueError(f"{FACTOR_VARIABLE}={text!r}: expected a positive number, e.g. 2")
     return factor
 

@@ -17,29 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from monoimage.init.control import request_status
+from timing import scaled
 
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 SVCPROG = str(Path(__file__).with_name("svcprog.py"))
 SRC = str(Path(__file__).resolve().parents[2] / "src")
-
-
-def _time_factor() -> float:
-    text = os.environ.get("MONOIMAGE_TEST_TIME_FACTOR", "1")
-    try:
-        factor = float(text)
-    except ValueError:
-        factor = 0.0
-    if not 0 < factor < float("inf"):
-        raise SystemExit(f"MONOIMAGE_TEST_TIME_FACTOR: expected a number > 0, got {text!r}")
-    return factor
-
-
-TIME_FACTOR = _time_factor()
-
-
-def scaled(seconds: float) -> float:
-    """A harness timeout of `seconds` on this machine (times MONOIMAGE_TEST_TIME_FACTOR)."""
-    return seconds * TIME_FACTOR
 
 
 def svc(name: str, *args: str, events: Path | None = None) -> list[str]:
