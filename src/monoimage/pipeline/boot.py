@@ -30,6 +30,7 @@ from monoimage.image import SITE_ENV_PREFIX, STATUS_CMD, TABLE_PATH
 from monoimage.pipeline.host_probes import HostProbe, probe_from_host
 from monoimage.plan.image_facts import recipe_from_image
 from monoimage.plan.run_profile import ContainerSpec, ProfileName, container_spec, podman_run_args
+from monoimage.recipe.limits import MAX_TEXT, text_problem
 from monoimage.recipe.model import Recipe
 from monoimage.tools import podman
 
@@ -150,8 +151,9 @@ def site_values(recipe: Recipe, given: Mapping[str, str], environ: Mapping[str, 
                         f"default in the image: give --site {missing[0]}=VALUE or "
                         f"{SITE_ENV_PREFIX}{missing[0].upper()} in the environment")
     for name, value in values.items():
-        if "\n" in value or "\r" in value or "\0" in value:
-            raise UserError(f"site value {name!r}: give one line without control characters")
+        if text_problem(value):  # the rule the recipe's values follow; a secret is not shown
+            raise UserError(f"site value {name!r}: give one line without control characters, "
+                            f"at most {MAX_TEXT} characters")
     return values
 
 
