@@ -150,14 +150,14 @@ def images() -> list[dict[str, Any]]:
 def _listing(kind: str, attempts: int = 5) -> list[dict[str, Any]]:
     """`buildah KIND --json`; a listing that raced another run's removal ("image not known",
     "container not known") is taken again."""
-    for attempt in range(attempts):
+    for _ in range(attempts):
         done = call(kind, "--json")
-        if done.ok:
-            out = done.stdout.strip()
-            return list(json.loads(out)) if out and out != "null" else []
-        if "not known" not in done.stderr or attempt == attempts - 1:
-            raise BuildahError(f"buildah {kind} failed: {done.last_line()}")
-    raise AssertionError("unreachable")
+        if done.ok or "not known" not in done.stderr:
+            break
+    if not done.ok:
+        raise BuildahError(f"buildah {kind} failed: {done.last_line()}")
+    out = done.stdout.strip()
+    return list(json.loads(out)) if out and out != "null" else []
 
 
 def run(container: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
