@@ -4,7 +4,12 @@ passwd/group databases (initgroups semantics: the user's supplementary groups co
 import grp
 import os
 import pwd
-from typing import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from .tuples import NamedTuple
 
 
 class AccountError(Exception):

@@ -13,8 +13,6 @@ default /run/secrets). Exit codes: exitcodes.py.
 import os
 import sys
 import time
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
 
 from . import exitcodes
 from .accounts import AccountError, resolve_account, resolve_group
@@ -23,13 +21,14 @@ from .control import DEFAULT_SOCKET, request_status
 from .logs import say
 from .logwriter import CONTAINER_LOG
 from .render import DEFAULT_SECRETS_DIR, SiteValues, placeholders
-from .report import is_healthy, not_ready, status_json, status_table
 from .signals import SignalInbox, release_startup_signals
 from .supervisor import Supervisor
 from .table import Table, TableError, load_table
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 DEFAULT_TABLE = "/usr/share/monoimage/services.py"
 COMMANDS = ("run", "check", "status", "health")
@@ -52,7 +51,14 @@ def dispatch(argv: list[str]) -> int:
 RUN_OPTIONS = {"--table": "table", "--socket": "socket", "--secrets-dir": "secrets_dir"}
 
 
-def _run_arguments(rest: list[str]) -> SimpleNamespace | None:
+class RunArguments:
+    """`run`'s options, as argparse would give them."""
+
+    def __init__(self, **values: str) -> None:
+        self.__dict__.update(values)
+
+
+def _run_arguments(rest: list[str]) -> RunArguments | None:
     """`run`'s options read without argparse, which would cost PID 1 a third of a MiB of RSS
     for its whole life; None for anything else (help, abbreviations, errors): argparse then
     parses, and says what is wrong."""
@@ -72,7 +78,7 @@ def _run_arguments(rest: list[str]) -> SimpleNamespace | None:
             value = rest[index]
         values[RUN_OPTIONS[option]] = value
         index += 1
-    return SimpleNamespace(**values)
+    return RunArguments(**values)
 
 
 def _parser() -> "argparse.ArgumentParser":
@@ -102,7 +108,7 @@ def _parser() -> "argparse.ArgumentParser":
     return parser
 
 
-def command_run(args: Any) -> int:
+def command_run(args: "Any") -> int:
     """Configure, then supervise, as PID 1 (or as any process: then orphans are not ours)."""
     try:
         return _run(args)
@@ -110,7 +116,7 @@ def command_run(args: Any) -> int:
         CONTAINER_LOG.finish()   # what a stalled log reader has not taken yet, briefly
 
 
-def _run(args: Any) -> int:
+def _run(args: "Any") -> int:
     try:
         table = load_table(args.table)
     except TableError as error:
@@ -121,7 +127,7 @@ def _run(args: Any) -> int:
     began = time.monotonic()
     say(f"configuring {len(table.services)} service(s) from {args.table}")
     try:
-        accounts = configure(table, values, os.environ, inbox.stop_requested)
+        accounts = configure(table, values, os.environ, inbox)
     except ConfigureInterrupted:
         say("stop requested during the configure phase; nothing was started")
         return exitcodes.OK
@@ -139,7 +145,7 @@ def _run(args: Any) -> int:
         return exitcodes.INTERNAL_ERROR
 
 
-def command_check(args: Any) -> int:
+def command_check(args: "Any") -> int:
     """Validate the table; print what it holds and which template values it leaves open."""
     try:
         table = load_table(args.table)
@@ -177,24 +183,26 @@ def _check_accounts(table: Table) -> None:
                 raise AccountError(f"service {service.name}: {error}") from None
 
 
-def command_status(args: Any) -> int:
+def command_status(args: "Any") -> int:
     """Print the running init's status."""
     try:
         records = request_status(args.socket)
     except OSError as error:
         print(f"monoimage-init: cannot reach init at {args.socket}: {error}", file=sys.stderr)
         return exitcodes.UNREACHABLE
+    from .report import status_json, status_table  # not in PID 1
     sys.stdout.write(status_json(records) if args.json else status_table(records))
     return exitcodes.OK
 
 
-def command_health(args: Any) -> int:
+def command_health(args: "Any") -> int:
     """Exit 0 when every service is ready (or done); otherwise say which are not."""
     try:
         records = request_status(args.socket)
     except OSError as error:
         print(f"unhealthy: cannot reach init at {args.socket}: {error}", file=sys.stderr)
         return exitcodes.UNREACHABLE
+    from .report import is_healthy, not_ready  # not in PID 1
     if is_healthy(records):
         print("healthy")
         return exitcodes.OK

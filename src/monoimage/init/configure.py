@@ -5,12 +5,10 @@ Any failure ends the boot with one ConfigureError naming the service, the step a
 command) its output: a half-configured service would only fail later, less clearly.
 """
 
+import _signal
 import os
 import select
-import signal
-import subprocess
 import time
-from collections.abc import Callable, Mapping
 
 from .accounts import Account, AccountError, resolve_account
 from .files import ensure_directory, write_atomic
@@ -18,13 +16,17 @@ from .logs import prefixed, quote_argv
 from .logwriter import CONTAINER_LOG
 from .render import MissingValue, SiteValues, render
 from .service import unmet_condition
-from .spawn import child_environment, identity_arguments, session_arguments
+from .signals import SignalInbox, signal_name
+from .spawn import child_environment, spawn
 from .table import Command, Service, Table
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 OUTPUT_CAP = 8192          # of a failed command's output, in its ConfigureError
 OUTPUT_KEEP = 1024 * 1024  # of a command's output, for the log
 READS_PER_CALL = 16
-POLL_INTERVAL = 0.1
 
 
 class ConfigureError(Exception):
@@ -41,12 +43,13 @@ class ConfigureInterrupted(Exception):
     """SIGTERM or SIGINT arrived during the configure phase."""
 
 
-def configure(table: Table, values: SiteValues, environ: Mapping[str, str],
-              stop_requested: Callable[[], bool]) -> dict[str, Account]:
-    """Configure every service; returns each service's resolved account for the run phase."""
+def configure(table: Table, values: SiteValues, environ: "Mapping[str, str]",
+              inbox: SignalInbox) -> dict[str, Account]:
+    """Configure every service; returns each service's resolved account for the run phase.
+    SIGTERM or SIGINT (in `inbox`) interrupts it: ConfigureInterrupted."""
     accounts: dict[str, Account] = {}
     for service in table.services:
-        if stop_requested():
+        if inbox.stop_requested():
             raise ConfigureInterrupted()
         try:
             accounts[service.name] = resolve_account(service.user, service.group)
@@ -60,9 +63,9 @@ def configure(table: Table, values: SiteValues, environ: Mapping[str, str],
         render_templates(service, values)
         env = child_environment(environ, accounts[service.name], service.env)
         for command in service.commands:
-            if stop_requested():
+            if inbox.stop_requested():
                 raise ConfigureInterrupted()
-            run_command(service, command, env, stop_requested)
+            run_command(service, command, env, inbox)
     return accounts
 
 
@@ -100,42 +103,48 @@ def render_templates(service: Service, values: SiteValues) -> None:
 
 
 def run_command(service: Service, command: Command, env: dict[str, str],
-                stop_requested: Callable[[], bool]) -> None:
+                inbox: SignalInbox) -> None:
     """Run one config command as its user; its output goes to the log on success and into
     the ConfigureError otherwise.
 
     The command is done when it exits, not when its output pipe ends: a background child it
     left behind may hold the pipe for ever. Whatever is left of its session then is killed, as
-    for a service; the output already written is kept."""
+    for a service; the output already written is kept. Its exit is an event (SIGCHLD wakes
+    the wait through the inbox's pipe), not something polled for."""
     step = f"command {quote_argv(command.argv)} (as {command.user})"
+    read_end, write_end = os.pipe()
     try:
         account = resolve_account(command.user, command.group)
-        process = subprocess.Popen(command.argv, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT,
-                                   **session_arguments(service.workdir, env),
-                                   **identity_arguments(account))
-    except (AccountError, OSError, subprocess.SubprocessError) as error:
+        pid = spawn(command.argv, env, service.workdir, account, write_end, write_end)
+    except (AccountError, OSError) as error:
+        os.close(read_end)
         raise ConfigureError(service.name, step, f"cannot start: {error}") from None
-    assert process.stdout is not None
-    output = CommandOutput(process.stdout.fileno())
+    finally:
+        os.close(write_end)
+    output = CommandOutput(read_end)
     deadline = None if command.timeout is None else time.monotonic() + command.timeout
     try:
-        while process.poll() is None:
-            output.read(POLL_INTERVAL)
-            if stop_requested():
-                _kill(process)
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                returncode = os.waitstatus_to_exitcode(status)
+                break
+            if inbox.stop_requested():
+                _kill(pid)
                 raise ConfigureInterrupted() from None
-            if deadline is not None and time.monotonic() > deadline:
-                _kill(process)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left < 0:
+                _kill(pid)
                 raise ConfigureError(service.name, step,
                                      f"still running after {command.timeout:g} s; killed")
-        _kill_group(process.pid)   # leftovers of its session; their output so far is kept
-        output.read(0.0)
+            output.wait(inbox, left)
+        _kill_group(pid)   # leftovers of its session; their output so far is kept
+        output.read()
     finally:
-        process.stdout.close()
-    if process.returncode != 0:
+        os.close(read_end)
+    if returncode != 0:
         raise ConfigureError(service.name, step,
-                             f"{describe_exit(process.returncode)}; output:\n"
+                             f"{describe_exit(returncode)}; output:\n"
                              f"{_tail(bytes(output.data))}")
     if output.data:
         lines = bytes(output.data).rstrip(b"\n").split(b"\n")
@@ -151,14 +160,20 @@ class CommandOutput:
         self.ended = False
         os.set_blocking(fd, False)
 
-    def read(self, timeout: float) -> None:
-        """Wait up to `timeout` for output, then read what is there (bounded: a leftover that
-        escaped its session could write for ever)."""
+    def wait(self, inbox: SignalInbox, timeout: float | None) -> None:
+        """Wait up to `timeout` (None: no limit) for output or a signal (the command's
+        SIGCHLD, a SIGTERM); read the output that is there."""
+        watched = [inbox.fileno()] if self.ended else [self.fd, inbox.fileno()]
+        readable = select.select(watched, [], [], timeout)[0]
+        if inbox.fileno() in readable:
+            inbox.drain()   # the signals themselves stay in the inbox for the caller
+        if self.fd in readable:
+            self.read()
+
+    def read(self) -> None:
+        """Read what is there now (bounded: a leftover that escaped its session could write
+        for ever)."""
         if self.ended:
-            if timeout:
-                time.sleep(timeout)
-            return
-        if not select.select([self.fd], [], [], timeout)[0]:
             return
         for _ in range(READS_PER_CALL):
             try:
@@ -173,12 +188,9 @@ class CommandOutput:
 
 
 def describe_exit(returncode: int) -> str:
-    """`exit code 3` or `killed by SIGSEGV`, from a subprocess return code."""
+    """`exit code 3` or `killed by SIGSEGV`, from a return code (negative: the signal)."""
     if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
+        return f"killed by {signal_name(-returncode)}"
     return f"exit code {returncode}"
 
 
@@ -187,13 +199,13 @@ def _tail(output: bytes) -> str:
     return text if text else "(no output)"
 
 
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    _kill_group(process.pid)
-    process.wait()
+def _kill(pid: int) -> None:
+    _kill_group(pid)
+    os.waitpid(pid, 0)
 
 
 def _kill_group(pgid: int) -> None:
     try:
-        os.killpg(pgid, signal.SIGKILL)
+        os.killpg(pgid, _signal.SIGKILL)
     except OSError:
         pass

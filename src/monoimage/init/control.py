@@ -28,11 +28,15 @@ SIGKILL`, `not ready within 30 s`, `cannot start`).
 Readers must ignore record kinds and keys they do not know: new ones may be added.
 """
 
+import _socket
 import os
-import selectors
-import socket
 import time
-from collections.abc import Callable
+
+from .poller import EVENT_READ, Poller
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 DEFAULT_SOCKET = "/run/monoimage/init.sock"
 REQUEST_LIMIT = 1024
@@ -71,7 +75,7 @@ def _field(value: object) -> str:
 class ControlConnection:
     """One client: reads its request line (non-blocking), then answers and closes."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         self.sock.setblocking(False)
         self.buffer = b""
@@ -121,7 +125,7 @@ class ControlServer:
             os.unlink(path)
         except FileNotFoundError:
             pass
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         # Bound under a temporary name and renamed once listening: a client that sees the
         # socket file can connect (no ECONNREFUSED between bind and listen).
         temp = f"{path}.{os.getpid()}"
@@ -144,10 +148,10 @@ class ControlServer:
     def accept(self) -> ControlConnection | None:
         """The next waiting client, if any."""
         try:
-            sock, _ = self.sock.accept()
+            fd, _ = self.sock._accept()  # type: ignore[attr-defined]  # a new close-on-exec fd
         except OSError:
             return None
-        return ControlConnection(sock)
+        return ControlConnection(_socket.socket(fileno=fd))
 
     def close(self) -> None:
         """Stop listening and remove the socket file."""
@@ -163,19 +167,19 @@ class StatusEndpoint:
     client's request is read without blocking, answered from `records()`, then closed; a client
     silent for REQUEST_TIMEOUT is dropped."""
 
-    def __init__(self, path: str, selector: selectors.BaseSelector,
-                 records: Callable[[], list[Record]]) -> None:
+    def __init__(self, path: str, selector: Poller,
+                 records: "Callable[[], list[Record]]") -> None:
         self.server = ControlServer(path)   # OSError when it cannot listen
         self.selector = selector
         self.records = records
         self.clients: list[ControlConnection] = []
-        selector.register(self.server, selectors.EVENT_READ, self._on_server)
+        selector.register(self.server, EVENT_READ, self._on_server)
 
     def _on_server(self, _: object) -> None:
         client = self.server.accept()
         if client is not None:
             self.clients.append(client)
-            self.selector.register(client, selectors.EVENT_READ, self._on_client)
+            self.selector.register(client, EVENT_READ, self._on_client)
 
     def _on_client(self, client: object) -> None:
         assert isinstance(client, ControlConnection)
@@ -215,7 +219,8 @@ class StatusEndpoint:
 
 def request_status(path: str, timeout: float = 5.0) -> list[tuple[str, dict[str, str]]]:
     """Ask the init listening on `path` for its status (OSError if it cannot be reached)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
         sock.settimeout(timeout)
         sock.connect(path)
         sock.sendall(b"status\n")
@@ -225,4 +230,6 @@ def request_status(path: str, timeout: float = 5.0) -> list[tuple[str, dict[str,
             if not chunk:
                 break
             chunks.append(chunk)
+    finally:
+        sock.close()
     return parse_records(b"".join(chunks).decode("utf-8", "replace"))

@@ -8,7 +8,6 @@ goes through logwriter.CONTAINER_LOG, which never blocks.
 """
 
 import os
-import re
 
 from .logwriter import CONTAINER_LOG
 
@@ -16,7 +15,8 @@ INIT_PREFIX = "monoimage-init | "
 LINE_CAP = 8192
 PARTIAL_AFTER = 1.0
 READ_SIZE = 65536
-_SAFE_ARG_RE = re.compile(r"[A-Za-z0-9_@%+=:,./-]+\Z")
+_SAFE_ARG_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                            "_@%+=:,./-")
 
 
 class LineBuffer:
@@ -72,7 +72,7 @@ def say(message: str) -> None:
 def quote_argv(argv: tuple[str, ...] | list[str]) -> str:
     """`argv` as a shell-like string for messages (display only: nothing ever runs a shell);
     newlines show as `\\n` so that one message stays one log line."""
-    return " ".join(arg if _SAFE_ARG_RE.match(arg)
+    return " ".join(arg if arg and all(char in _SAFE_ARG_CHARS for char in arg)
                     else "'" + arg.replace("'", "'\\''").replace("\n", "\\n") + "'"
                     for arg in argv)
 

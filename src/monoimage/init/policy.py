@@ -6,9 +6,13 @@ at backoff_max), so a service that ran fine for a whole window starts over at ba
 A service that exits more than max_restarts times within `window` seconds is failed.
 """
 
-from typing import NamedTuple
-
 from .table import Restart
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from .tuples import NamedTuple
 
 RESTART = "restart"
 DONE = "done"

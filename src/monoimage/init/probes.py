@@ -8,15 +8,17 @@ Kinds: tcp (connect to host:port), unix (connect to a stream or datagram socket)
 exists), command (argv exits 0; run as root, output discarded), none (ready once started).
 """
 
+import _signal
+import _socket
 import errno
 import os
-import signal
-import socket
-import subprocess
-from collections.abc import Mapping
-from typing import Any
 
+from .spawn import spawn
 from .table import Ready
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 _IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY)
 
@@ -24,7 +26,7 @@ _IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY)
 class SocketAttempt:
     """A connect in progress; ready when the socket turns writable without an error."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
 
     def fileno(self) -> int:
@@ -32,7 +34,7 @@ class SocketAttempt:
 
     def result(self) -> bool:
         """Whether the connect succeeded (call once the socket is writable); closes it."""
-        error = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        error = self.sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
         self.cancel()
         return error == 0
 
@@ -43,17 +45,13 @@ class SocketAttempt:
 class CommandAttempt:
     """A probe command running in its own session; its exit code is the answer."""
 
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        self.process = process
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
 
     def cancel(self) -> None:
         """Kill the probe and whatever it started; the loop's reaper collects it."""
         try:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            os.killpg(self.pid, _signal.SIGKILL)
         except OSError:
             pass
 
@@ -61,7 +59,7 @@ class CommandAttempt:
 Attempt = SocketAttempt | CommandAttempt
 
 
-def start_attempt(ready: Ready, env: Mapping[str, str], cwd: str) -> bool | Attempt:
+def start_attempt(ready: Ready, env: "Mapping[str, str]", cwd: str) -> "bool | Attempt":
     """Start one probe attempt: True/False when the answer is immediate, else the attempt."""
     if ready.kind == "none":
         return True
@@ -70,28 +68,35 @@ def start_attempt(ready: Ready, env: Mapping[str, str], cwd: str) -> bool | Atte
     if ready.kind == "command":
         assert ready.argv is not None
         try:
-            process = subprocess.Popen(ready.argv, stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                       cwd=cwd, env=dict(env), start_new_session=True)
-        except (OSError, subprocess.SubprocessError):
+            pid = spawn(ready.argv, dict(env), cwd, None, None, None)
+        except OSError:
             return False
-        return CommandAttempt(process)
+        return CommandAttempt(pid)
     if ready.kind == "unix":
         assert ready.path is not None
         return _connect_unix(ready.path)
     assert ready.port is not None
     try:
-        infos = socket.getaddrinfo(ready.host, ready.port, type=socket.SOCK_STREAM)
-    except OSError:
+        infos = _socket.getaddrinfo(_host_bytes(ready.host), ready.port, 0, _socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
         return False
     family, _, _, _, address = infos[0]
     return _connect(family, address)
 
 
+def _host_bytes(host: str) -> bytes:
+    """The host as bytes: given a str, getaddrinfo loads the idna codec (and unicodedata),
+    2 MiB of PID 1's RSS for good; only a host that is not ASCII needs it."""
+    try:
+        return host.encode("ascii")
+    except UnicodeError:
+        return host.encode("idna")
+
+
 def _connect_unix(path: str) -> bool:
     """A stream socket, or a datagram one (chronyd's command socket answers EPROTOTYPE)."""
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        sock = socket.socket(socket.AF_UNIX, kind)
+    for kind in (_socket.SOCK_STREAM, _socket.SOCK_DGRAM):
+        sock = _socket.socket(_socket.AF_UNIX, kind)
         sock.setblocking(False)  # a full backlog answers EAGAIN: not ready yet
         try:
             code = sock.connect_ex(path)
@@ -104,14 +109,14 @@ def _connect_unix(path: str) -> bool:
     return False
 
 
-def _connect(family: int, address: str | tuple[Any, ...]) -> bool | SocketAttempt:
-    sock = socket.socket(family, socket.SOCK_STREAM)
+def _connect(family: int, address: "str | tuple[object, ...]") -> "bool | SocketAttempt":
+    sock = _socket.socket(family, _socket.SOCK_STREAM)
     sock.setblocking(False)
     try:
         code = sock.connect_ex(address)
     except OSError:
         code = errno.ECONNREFUSED
-    if code in _IN_PROGRESS and family != socket.AF_UNIX:  # on AF_UNIX, EAGAIN: backlog full
+    if code in _IN_PROGRESS and family != _socket.AF_UNIX:  # on AF_UNIX, EAGAIN: backlog full
         return SocketAttempt(sock)
     sock.close()
     return code == 0

@@ -2,8 +2,6 @@
 it. Mutable on purpose: this is the imperative shell around the table's frozen `Service`."""
 
 import os
-import signal
-import subprocess
 
 from .accounts import Account
 from .control import Record
@@ -37,7 +35,7 @@ class ServiceRun:
         self.env = env
         self.dependents: list[ServiceRun] = []
         self.state = WAITING
-        self.process: subprocess.Popen[bytes] | None = None
+        self.pid: int | None = None        # of its main process, while it runs
         self.starts = 0
         self.recent_exits: tuple[float, ...] = ()
         self.started_at = 0.0               # monotonic, of the current process
@@ -56,17 +54,13 @@ class ServiceRun:
         return self.spec.name
 
     @property
-    def pid(self) -> int | None:
-        return None if self.process is None else self.process.pid
-
-    @property
     def restarts(self) -> int:
         return max(0, self.starts - 1)
 
     def signal_group(self, signum: int) -> None:
         """Send `signum` to the service's process group (its session: it and its children)."""
-        if self.process is not None:
-            kill_group(self.process.pid, signum)
+        if self.pid is not None:
+            kill_group(self.pid, signum)
 
     def status_record(self) -> Record:
         """This service's `service` record of the status protocol."""
@@ -98,12 +92,4 @@ def rss_kib(pid: int) -> int | None:
     except (OSError, ValueError, IndexError):
         pass
     return None
-
-
-def signal_name(signum: int) -> str:
-    """`SIGTERM` for 15."""
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
 

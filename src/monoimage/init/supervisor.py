@@ -5,7 +5,7 @@ answers status requests.
 Why one thread: `os.waitpid(-1)` is the only way to reap orphans, and it would steal the exit
 status of any child another thread waits for. So every wait happens here, every pid is matched
 to its owner (service or probe), and everything else (signals, output, probe sockets, status
-clients) wakes the same `selectors` loop. Nothing here blocks: not even a container log whose
+clients) wakes the same poll loop (poller.py). Nothing here blocks: not even a container log whose
 reader stalls (logwriter.py buffers, then drops and counts whole lines).
 
 Start: in table (= dependency) order, a service starts once every dependency is ready (or done).
@@ -15,14 +15,10 @@ of a service's process group when its main process exits is SIGKILLed at once. A
 final SIGKILL to every remaining process of the namespace leaves nothing behind.
 """
 
-import functools
+import _signal
 import os
 import select
-import selectors
-import signal
-import subprocess
 import time
-from collections.abc import Callable, Mapping
 
 from . import exitcodes, policy
 from .accounts import Account
@@ -30,6 +26,7 @@ from .configure import ConfigureError, describe_exit, render_templates
 from .control import Record, StatusEndpoint
 from .logs import OutputStream, quote_argv, say
 from .logwriter import CONTAINER_LOG, LogWriter
+from .poller import EVENT_READ, EVENT_WRITE, Poller
 from .probes import CommandAttempt, SocketAttempt, start_attempt
 from .render import SiteValues
 from .service import (
@@ -46,12 +43,15 @@ from .service import (
     WAITING,
     ServiceRun,
     kill_group,
-    signal_name,
     unmet_condition,
 )
-from .signals import SignalInbox
-from .spawn import child_environment, identity_arguments, session_arguments
+from .signals import SignalInbox, signal_name
+from .spawn import child_environment, spawn
 from .table import Table
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 MAX_SLEEP = 5.0
 FINAL_REAP_TIMEOUT = 5.0
@@ -60,8 +60,8 @@ FINAL_REAP_TIMEOUT = 5.0
 class Supervisor:
     """Runs the services of `table` until asked to stop or a critical service fails."""
 
-    def __init__(self, table: Table, accounts: Mapping[str, Account],
-                 environ: Mapping[str, str], values: SiteValues, inbox: SignalInbox,
+    def __init__(self, table: Table, accounts: "Mapping[str, Account]",
+                 environ: "Mapping[str, str]", values: SiteValues, inbox: SignalInbox,
                  socket_path: str | None) -> None:
         self.table = table
         self.values = values
@@ -81,8 +81,8 @@ class Supervisor:
         self.stopping = False
         self.exit_code = exitcodes.OK
         self.started_at = time.monotonic()
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(inbox.fileno(), selectors.EVENT_READ, self._on_wakeup)
+        self.selector = Poller()
+        self.selector.register(inbox.fileno(), EVENT_READ, self._on_wakeup)
         self.status_endpoint: StatusEndpoint | None = None
         self.socket_path = socket_path
 
@@ -108,8 +108,7 @@ class Supervisor:
             timeout = self._sleep_time(time.monotonic())
             self._watch_log()
             for key, _ in self.selector.select(timeout):
-                callback: Callable[[object], None] = key.data
-                callback(key.fileobj)
+                key.data(key.fileobj)
         self._shutdown()
         return self.exit_code
 
@@ -118,9 +117,9 @@ class Supervisor:
 
     def _take_signals(self) -> None:
         for signum in self.inbox.take():
-            if signum in (signal.SIGTERM, signal.SIGINT):
+            if signum in (_signal.SIGTERM, _signal.SIGINT):
                 self.begin_stop(exitcodes.OK, f"received {signal_name(signum)}")
-            elif signum == signal.SIGHUP:
+            elif signum == _signal.SIGHUP:
                 self._reload()
 
     def _sleep_time(self, now: float) -> float:
@@ -141,7 +140,7 @@ class Supervisor:
         return max(0.0, min(deadlines) - now)
 
     def _finished(self) -> bool:
-        if any(run.process is not None for run in self.runs):
+        if any(run.pid is not None for run in self.runs):
             return False
         if self.stopping:
             return True
@@ -181,10 +180,8 @@ class Supervisor:
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
         try:
-            process = subprocess.Popen(spec.argv, stdout=out_write, stderr=err_write,
-                                       **session_arguments(spec.workdir, run.env),
-                                       **identity_arguments(run.account))
-        except (OSError, subprocess.SubprocessError) as error:
+            pid = spawn(spec.argv, run.env, spec.workdir, run.account, out_write, err_write)
+        except OSError as error:
             os.close(out_read)
             os.close(err_read)
             say(f"{run.name}: cannot start {quote_argv(spec.argv)}: {error}")
@@ -194,14 +191,14 @@ class Supervisor:
         finally:
             os.close(out_write)
             os.close(err_write)
-        run.process = process
-        self.service_pids[process.pid] = run
+        run.pid = pid
+        self.service_pids[pid] = run
         prefix = f"{run.name} | ".encode()
         for fd, target in ((out_read, 1), (err_read, 2)):
             os.set_blocking(fd, False)
             stream = OutputStream(fd, prefix, target)
             self.streams.append(stream)
-            self.selector.register(stream, selectors.EVENT_READ, self._on_output)
+            self.selector.register(stream, EVENT_READ, self._on_output)
         run.started_at = now
         run.ready_since = None
         run.ready_after_ms = None
@@ -209,7 +206,7 @@ class Supervisor:
         run.probe_deadline = now + spec.ready.timeout
         run.next_probe_at = now
         restarted = f" (restart {run.restarts})" if run.restarts else ""
-        say(f"started {run.name}{restarted}: pid {process.pid}, user {run.account.user}: "
+        say(f"started {run.name}{restarted}: pid {pid}, user {run.account.user}: "
             f"{quote_argv(spec.argv)}")
         if spec.ready.kind == "none":
             self._ready(run, now)
@@ -232,8 +229,8 @@ class Supervisor:
         else:
             run.attempt = result
             if isinstance(result, SocketAttempt):
-                self.selector.register(result, selectors.EVENT_WRITE,
-                                       functools.partial(self._on_probe_socket, run))
+                self.selector.register(result, EVENT_WRITE,
+                                       lambda attempt: self._on_probe_socket(run, attempt))
             else:
                 self.probe_pids[result.pid] = run
 
@@ -263,7 +260,7 @@ class Supervisor:
         say(f"{run.name} was not ready within {run.spec.ready.timeout:g} s; killing it")
         run.not_ready = True
         self._cancel_probe(run)
-        run.signal_group(signal.SIGKILL)
+        run.signal_group(_signal.SIGKILL)
 
     def _cancel_probe(self, run: ServiceRun) -> None:
         attempt, run.attempt = run.attempt, None
@@ -285,25 +282,23 @@ class Supervisor:
                 return
             code = os.waitstatus_to_exitcode(status)
             run = self.service_pids.pop(pid, None)
-            if run is not None and run.process is not None:
-                run.process.returncode = code  # so Popen never waits for a reused pid
+            if run is not None and run.pid == pid:
                 self._service_exited(run, code)
                 continue
             prober = self.probe_pids.pop(pid, None)
             if prober is not None:
                 attempt = prober.attempt
                 if isinstance(attempt, CommandAttempt) and attempt.pid == pid:
-                    attempt.process.returncode = code
                     prober.attempt = None
                     self._probe_answered(prober, code == 0)
             # any other pid is an orphan inherited as PID 1: reaping it was the point
 
     def _service_exited(self, run: ServiceRun, code: int) -> None:
-        assert run.process is not None
+        assert run.pid is not None
         now = time.monotonic()
-        pgid = run.process.pid
-        run.process = None
-        kill_group(pgid, signal.SIGKILL)  # leftovers of its session; at once, before reuse
+        pgid = run.pid
+        run.pid = None
+        kill_group(pgid, _signal.SIGKILL)  # leftovers of its session; at once, before reuse
         self._cancel_probe(run)
         description = describe_exit(code)
         run.last_exit = description
@@ -357,11 +352,11 @@ class Supervisor:
             signum = run.spec.reload_signal
             if signum is None:
                 say(f"reloaded {run.name}: templates only (no reload signal)")
-            elif run.process is None or run.state not in (STARTING, READY):
+            elif run.pid is None or run.state not in (STARTING, READY):
                 say(f"reloaded {run.name}: templates only ({run.state}: not signalled)")
             else:
                 try:
-                    os.kill(run.process.pid, signum)
+                    os.kill(run.pid, signum)
                 except ProcessLookupError:
                     pass
                 say(f"reloaded {run.name}: {signal_name(signum)} sent")
@@ -378,15 +373,15 @@ class Supervisor:
         say(f"stopping every service: {reason}")
         for run in self.runs:
             self._cancel_probe(run)
-            if run.process is None and run.state not in FINISHED:
+            if run.pid is None and run.state not in FINISHED:
                 run.state = STOPPED
 
     def _advance_stop(self, now: float) -> None:
         for run in reversed(self.runs):
-            if run.process is None:
+            if run.pid is None:
                 continue
             if run.state != STOPPING:
-                if any(dependent.process is not None for dependent in run.dependents):
+                if any(dependent.pid is not None for dependent in run.dependents):
                     continue
                 run.state = STOPPING
                 run.stop_deadline = now + run.spec.stop_timeout
@@ -397,12 +392,12 @@ class Supervisor:
                 say(f"{run.name} still running {run.spec.stop_timeout:g} s after "
                     f"{signal_name(run.spec.stop_signal)}; sending SIGKILL")
                 run.stop_deadline = None
-                run.signal_group(signal.SIGKILL)
+                run.signal_group(_signal.SIGKILL)
 
     def kill_everything(self) -> None:
         """Last resort after a bug in init: SIGKILL every service's process group."""
         for run in self.runs:
-            run.signal_group(signal.SIGKILL)
+            run.signal_group(_signal.SIGKILL)
         self._final_sweep()
 
     def _shutdown(self) -> None:
@@ -429,7 +424,7 @@ class Supervisor:
         """As PID 1, SIGKILL whatever is left in the namespace; reap what can be reaped."""
         if os.getpid() == 1:
             try:
-                os.kill(-1, signal.SIGKILL)
+                os.kill(-1, _signal.SIGKILL)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + (FINAL_REAP_TIMEOUT if os.getpid() == 1 else 0.0)
@@ -459,7 +454,7 @@ class Supervisor:
             self.selector.unregister(writer)
         for writer in waiting - self.log_watched:
             try:
-                self.selector.register(writer, selectors.EVENT_WRITE, CONTAINER_LOG.flush)
+                self.selector.register(writer, EVENT_WRITE, CONTAINER_LOG.flush)
             except (OSError, ValueError):
                 waiting.discard(writer)   # cannot be watched: flushed at the next write
         self.log_watched = waiting

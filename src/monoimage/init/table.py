@@ -2,19 +2,41 @@
 
 The build writes it as a single Python literal (read like `ast.literal_eval`, because Debian's
 python3-minimal has no `json` and a literal cannot execute code; with the built-in `_ast`
-nodes: the `ast` module would cost PID 1 half a MiB of RSS for its whole life). Validation is strict (unknown
+nodes: the `ast` module would cost PID 1 half a MiB of RSS for its whole life; no `re`, `typing`
+or `signal` either, for the same reason). Validation is strict (unknown
 keys are errors, so a typo in the build never silently turns a setting off) and complete enough
 that the supervisor can trust every value it reads. Optional keys get the defaults listed in
 `SERVICE_DEFAULTS`, `READY_DEFAULTS` and `RESTART_DEFAULTS`.
 """
 
 import _ast
-import re
-import signal
-from typing import Any, NamedTuple
 
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*\Z")
-VARIABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+from .signals import signal_number
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, NamedTuple
+else:
+    from .tuples import NamedTuple
+
+_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_ALNUM = _LETTERS | frozenset("0123456789")
+_NAME_CHARS = _ALNUM | frozenset("_.@-")
+_VARIABLE_CHARS = _ALNUM | frozenset("_")
+
+
+def is_name(text: str) -> bool:
+    """A service name: `[A-Za-z0-9][A-Za-z0-9_.@-]*` (ASCII)."""
+    return bool(text) and text[0] in _ALNUM and all(char in _NAME_CHARS for char in text)
+
+
+def is_variable(text: str) -> bool:
+    """A site value's name: `[A-Za-z_][A-Za-z0-9_]*` (ASCII)."""
+    return (bool(text) and (text[0] in _LETTERS or text[0] == "_")
+            and all(char in _VARIABLE_CHARS for char in text))
+
+
 READY_KINDS = ("tcp", "unix", "file", "command", "none")
 RESTART_POLICIES = ("always", "on-failure", "never")
 
@@ -97,17 +119,17 @@ class Table(NamedTuple):
         raise KeyError(name)
 
 
-SERVICE_DEFAULTS: dict[str, Any] = {
+SERVICE_DEFAULTS: "dict[str, Any]" = {
     "user": "root", "group": None, "env": {}, "workdir": "/", "depends_on": [],
     "runtime_dirs": [], "templates": [], "commands": [], "ready": None, "restart": None,
     "stop_signal": "SIGTERM", "stop_timeout": 10.0, "critical": True, "reload_signal": "SIGHUP",
     "condition": [],
 }
-READY_DEFAULTS: dict[str, Any] = {
+READY_DEFAULTS: "dict[str, Any]" = {
     "kind": "none", "host": "127.0.0.1", "port": None, "path": None, "argv": None,
     "timeout": 30.0, "interval": 0.1,
 }
-RESTART_DEFAULTS: dict[str, Any] = {
+RESTART_DEFAULTS: "dict[str, Any]" = {
     "policy": "always", "backoff_initial": 0.5, "backoff_max": 30.0, "max_restarts": 5,
     "window": 60.0,
 }
@@ -130,22 +152,21 @@ def parse_table(text: str, origin: str = "<table>") -> Table:
     except (SyntaxError, ValueError) as error:
         line = getattr(error, "lineno", None)
         where = f"{origin}:{line}" if line else origin
-        detail = re.sub(r"<ast\.(\w+) object at 0x[0-9a-f]+>", r"a \1 expression", str(error))
-        raise TableError(f"{where}: not a Python literal: {detail}") from None
+        raise TableError(f"{where}: not a Python literal: {error}") from None
     try:
         return _table(data)
     except TableError as error:
         raise TableError(f"{origin}: {error}") from None
 
 
-def literal_eval(text: str) -> Any:
+def literal_eval(text: str) -> "Any":
     """`ast.literal_eval` for what a table holds: constants, dicts, lists, tuples, signed
     numbers; ValueError naming the first other expression."""
     tree: Any = compile(text.lstrip(" \t"), "<table>", "eval", _ast.PyCF_ONLY_AST)
     return _literal(tree.body)
 
 
-def _literal(node: Any) -> Any:
+def _literal(node: "Any") -> "Any":
     if isinstance(node, _ast.Constant):
         return node.value
     if isinstance(node, _ast.Dict) and None not in node.keys:
@@ -169,7 +190,7 @@ def _table(data: object) -> Table:
     if top["version"] != 1 or isinstance(top["version"], bool):
         raise TableError(f"version: expected 1, got {top['version']!r}")
     image = _string(top["image"], "image")
-    site = _string_map(top["site"], "site", keys=VARIABLE_RE)
+    site = _string_map(top["site"], "site", keys=is_variable)
     entries = _list(top["services"], "services")
     services: list[Service] = []
     for index, entry in enumerate(entries):
@@ -182,7 +203,7 @@ def _table(data: object) -> Table:
 def _service(data: object, where: str, earlier: list[str]) -> Service:
     entry = _mapping(data, where, required=("name", "argv"), optional=SERVICE_DEFAULTS)
     name = _string(entry["name"], f"{where}.name")
-    if not NAME_RE.match(name):
+    if not is_name(name):
         raise TableError(f"{where}.name: {name!r} is not a service name "
                          f"(letters, digits, _ . @ -; no spaces)")
     if name in earlier:
@@ -288,7 +309,7 @@ def _restart(data: object, where: str) -> Restart:
 
 
 def _mapping(data: object, where: str, required: tuple[str, ...],
-             optional: dict[str, Any]) -> dict[str, Any]:
+             optional: "dict[str, Any]") -> "dict[str, Any]":
     if not isinstance(data, dict):
         raise TableError(f"{where}: expected a dict, got {type(data).__name__}")
     unknown = sorted(str(key) for key in data if key not in required and key not in optional)
@@ -300,7 +321,7 @@ def _mapping(data: object, where: str, required: tuple[str, ...],
     return {**optional, **data}
 
 
-def _list(data: object, where: str) -> list[Any]:
+def _list(data: object, where: str) -> "list[Any]":
     if not isinstance(data, (list, tuple)):
         raise TableError(f"{where}: expected a list, got {type(data).__name__}")
     return list(data)
@@ -330,13 +351,13 @@ def _argv(data: object, where: str) -> tuple[str, ...]:
     return argv
 
 
-def _string_map(data: object, where: str,
-                keys: re.Pattern[str] | None = None) -> tuple[tuple[str, str], ...]:
+def _string_map(data: object, where: str, keys: "Callable[[str], bool] | None" = None
+                ) -> tuple[tuple[str, str], ...]:
     if not isinstance(data, dict):
         raise TableError(f"{where}: expected a dict, got {type(data).__name__}")
     pairs = []
     for key, value in data.items():
-        if not isinstance(key, str) or (keys is not None and not keys.match(key)):
+        if not isinstance(key, str) or (keys is not None and not keys(key)):
             raise TableError(f"{where}: {key!r} is not a valid name")
         pairs.append((key, _string(value, f"{where}.{key}")))
     return tuple(pairs)
@@ -377,7 +398,7 @@ def _mode(data: object, where: str) -> int:
 def _signal(data: object, where: str) -> int:
     name = _string(data, where)
     full = name if name.startswith("SIG") else f"SIG{name}"
-    try:
-        return int(signal.Signals[full])
-    except KeyError:
-        raise TableError(f"{where}: {name!r} is not a signal name") from None
+    number = signal_number(full)
+    if number is None:
+        raise TableError(f"{where}: {name!r} is not a signal name")
+    return number
