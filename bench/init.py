@@ -2,7 +2,9 @@
 
 - time from `podman run` until every service is ready (the init's own ready times, on the
   host's clock), and until podman's health check first passes;
-- monoimage-init's own RSS (VmRSS of the container's PID 1) once everything runs;
+- monoimage-init's own RSS (VmRSS of the container's PID 1) once everything runs, beside the
+  RSS of a bare interpreter as PID 1 of the same image under the same options (`python3 -I -S`
+  with the init's flags, sleeping): the floor the init cannot go below;
 - time from SIGTERM to exit: `podman stop` as a host runs it, and `podman kill -s TERM`
   followed by waiting for the container to end (less podman bookkeeping).
 
@@ -13,6 +15,7 @@ Prints figures; asserts nothing. Usage:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import statistics
@@ -22,21 +25,49 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from monoimage.image import IMAGE_PYTHON
 from monoimage.init.render import SITE_ENV_PREFIX
-from monoimage.pipeline.boot import boot, read_table, recipe_from_image, wait_healthy
-from monoimage.plan.run_profile import container_spec, podman_run_args
+from monoimage.pipeline.boot import (
+    boot,
+    init_rss_kib,
+    read_table,
+    recipe_from_image,
+    wait_healthy,
+)
+from monoimage.plan.run_profile import ContainerSpec, container_spec, podman_run_args
 from monoimage.recipe.load import load_recipe
+from monoimage.recipe.model import Recipe
 from monoimage.tools import podman
 
 
-def sigterm_to_exit(image: str, recipe_path: str | None) -> float:
-    """Seconds from `podman kill -s TERM` to the container's end, once it is healthy."""
-    if recipe_path:
-        recipe = load_recipe(recipe_path)
-    else:
-        recipe, _ = recipe_from_image(image, podman.image_inspect(image), read_table(image))
-    spec = container_spec(recipe, image=image, name=f"monoimage-bench-{secrets.token_hex(3)}",
+def bench_spec(image: str, recipe: Recipe) -> ContainerSpec:
+    """The small-host spec `boot` uses, with a fresh container name."""
+    return container_spec(recipe, image=image, name=f"monoimage-bench-{secrets.token_hex(3)}",
                           ephemeral=True, host_ip="127.0.0.1", random_host_ports=True)
+
+
+def bare_interpreter_kib(image: str, recipe: Recipe) -> int:
+    """VmRSS of `python3 -I -S` (the init's interpreter and flags) sleeping as PID 1 of the
+    image, started with the same podman options as the init."""
+    spec = bench_spec(image, recipe)
+    args = podman_run_args(spec)
+    sleeper = "import time; time.sleep(3600)"
+    try:
+        podman.run_detached(args[:-1] + ["--entrypoint", json.dumps([IMAGE_PYTHON, "-I", "-S",
+                                                                     "-c", sleeper]),
+                                         args[-1]])
+        time.sleep(1.0)
+        rss = init_rss_kib(spec.name)
+        if rss is None:
+            raise SystemExit(f"no RSS for the bare interpreter: {podman.logs(spec.name)}")
+        return rss
+    finally:
+        podman.remove(spec.name)
+
+
+def sigterm_to_exit(image: str, recipe: Recipe) -> float:
+    """Seconds from `podman kill -s TERM` to the container's end, once it is healthy."""
+    spec = bench_spec(image, recipe)
     # Site values without a default (secrets) come from this process's environment (main).
     given = [arg for name in recipe.site_required
              for arg in ("--env", SITE_ENV_PREFIX + name.upper())]
@@ -57,8 +88,9 @@ def sigterm_to_exit(image: str, recipe_path: str | None) -> float:
 def line(label: str, values: list[float], unit: str) -> str:
     if not values:
         return f"{label:<38} -"
-    return (f"{label:<38} median {statistics.median(values):8.1f} {unit}   "
-            f"min {min(values):8.1f}   max {max(values):8.1f}   (n={len(values)})")
+    digits = 2 if unit == "MiB" else 1
+    return (f"{label:<38} median {statistics.median(values):8.{digits}f} {unit}   "
+            f"min {min(values):8.{digits}f}   max {max(values):8.{digits}f}   (n={len(values)})")
 
 
 def main() -> None:
@@ -73,7 +105,7 @@ def main() -> None:
     for name in facts.site_required:  # a throwaway value for each secret the image needs
         os.environ.setdefault(SITE_ENV_PREFIX + name.upper(), secrets.token_hex(12))
 
-    ready, healthy, rss, stop, term = [], [], [], [], []
+    ready, healthy, rss, bare, stop, term = [], [], [], [], [], []
     services: dict[str, list[float]] = {}
     for run in range(args.runs):
         report = boot(args.image, recipe, name=f"monoimage-bench-{secrets.token_hex(3)}")
@@ -85,13 +117,17 @@ def main() -> None:
         stop.append((report.stop_seconds or 0.0) * 1000)
         for service in report.services:
             services.setdefault(service.name, []).append((service.rss_kib or 0) / 1024)
-        term.append(sigterm_to_exit(args.image, args.recipe) * 1000)
+        term.append(sigterm_to_exit(args.image, facts) * 1000)
+        bare.append(bare_interpreter_kib(args.image, facts) / 1024)
 
     print(f"{args.image}, profile small-host, {args.runs} runs, "
           f"{len(services)} services ({', '.join(services)})")
     print(line("podman run → every service ready", ready, "ms"))
     print(line("podman run → health check passes", healthy, "ms"))
-    print(line("monoimage-init RSS", rss, "MiB"))
+    print(line("monoimage-init RSS (PID 1)", rss, "MiB"))
+    print(line(f"bare {IMAGE_PYTHON} -I -S RSS (PID 1)", bare, "MiB"))
+    print(f"{'  the init over the bare interpreter':<38} "
+          f"       {statistics.median(rss) - statistics.median(bare):8.2f} MiB")
     print(line("podman stop (SIGTERM → exit, podman's)", stop, "ms"))
     print(line("kill -s TERM → container ended", term, "ms"))
     total = sum(statistics.median(v) for v in services.values())

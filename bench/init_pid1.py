@@ -20,6 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from monoimage.pipeline.install_init import launcher_text
+
 SRC = Path(__file__).resolve().parents[1] / "src" / "monoimage" / "init"
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
@@ -165,8 +169,7 @@ def install(work: Path, precompiled: bool) -> None:
     package = work / "lib" / "monoimage_init"
     shutil.copytree(SRC, package, ignore=shutil.ignore_patterns("__pycache__"))
     launcher = work / "launcher"
-    launcher.write_text(f'#!{PYTHON} -I\nimport sys; sys.path.insert(0, "{work / "lib"}"); '
-                        'from monoimage_init.__main__ import main; sys.exit(main())\n')
+    launcher.write_text(launcher_text(PYTHON, str(work / "lib")))
     launcher.chmod(0o755)
     if precompiled:
         subprocess.run([PYTHON, "-m", "compileall", "-q", str(package)], check=True)

@@ -133,7 +133,7 @@ def test_add_init_writes_launcher_table_package_and_template_links(tmp_path):
     assert launcher.read_text() == LAUNCHER_TEXT and os.access(launcher, os.X_OK)
     assert (tmp_path / "usr/lib/monoimage/monoimage_init/__main__.py").is_file()
     assert not list((tmp_path / "usr/lib/monoimage").rglob("__pycache__"))
-    assert LAUNCHER_TEXT.startswith("#!/usr/bin/python3 -I\n")
+    assert LAUNCHER_TEXT.startswith("#!/usr/bin/python3 -BIS\n")   # one shebang argument
     assert not compile_init(tmp_path)  # no python in this root: nothing to compile with
     assert (tmp_path / TABLE_PATH.lstrip("/")).is_file()
     assert os.readlink(tmp_path / "etc/web/web.conf") == "/run/monoimage/config/etc/web/web.conf"

@@ -24,6 +24,7 @@ from .render import DEFAULT_SECRETS_DIR, SiteValues, placeholders
 from .signals import SignalInbox, release_startup_signals
 from .supervisor import Supervisor
 from .table import Table, TableError, load_table
+from .table_apart import load_table_apart
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ def command_run(args: "Any") -> int:
 
 def _run(args: "Any") -> int:
     try:
-        table = load_table(args.table)
+        table = load_table_apart(args.table)
     except TableError as error:
         say(str(error))
         return exitcodes.BAD_TABLE

@@ -155,7 +155,7 @@ def _fork_exec(argv: list[str], env: dict[str, str], cwd: str,
             os.close(error_write)
             os.close(null)
     try:
-        report = _read_all(error_read)
+        report = read_all(error_read)
     finally:
         os.close(error_read)
     if not report:
@@ -200,11 +200,12 @@ def _exec_child(argv: list[str], env: dict[str, str], cwd: str,
         os._exit(127)
 
 
-def _read_all(fd: int) -> bytes:
+def read_all(fd: int) -> bytes:
+    """Everything `fd` gives until its end."""
     chunks: list[bytes] = []
     while True:
         try:
-            chunk = os.read(fd, ERROR_LIMIT)
+            chunk = os.read(fd, 65536)
         except InterruptedError:
             continue
         if not chunk:

@@ -1,15 +1,13 @@
 """The service table: the one input of monoimage-init, read and validated before anything runs.
 
-The build writes it as a single Python literal (read like `ast.literal_eval`, because Debian's
-python3-minimal has no `json` and a literal cannot execute code; with the built-in `_ast`
-nodes: the `ast` module would cost PID 1 half a MiB of RSS for its whole life; no `re`, `typing`
-or `signal` either, for the same reason). Validation is strict (unknown
+The build writes it as a single Python literal (read like `ast.literal_eval`, see literal.py,
+because Debian's python3-minimal has no `json` and a literal cannot execute code). No `re`,
+`typing` or `signal` here: each would cost PID 1 hundreds of KiB of RSS for its whole life.
+Validation is strict (unknown
 keys are errors, so a typo in the build never silently turns a setting off) and complete enough
 that the supervisor can trust every value it reads. Optional keys get the defaults listed in
 `SERVICE_DEFAULTS`, `READY_DEFAULTS` and `RESTART_DEFAULTS`.
 """
-
-import _ast
 
 from .signals import signal_number
 
@@ -137,51 +135,42 @@ RESTART_DEFAULTS: "dict[str, Any]" = {
 
 def load_table(path: str) -> Table:
     """Read and validate the table file at `path`."""
+    return table_from_data(read_table_data(path), path)
+
+
+def read_table_data(path: str) -> object:
+    """The literal in the table file at `path`, not validated yet (TableError if it cannot be
+    read or is no literal)."""
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except OSError as error:
         raise TableError(f"{path}: cannot read the service table: {error.strerror}") from None
-    return parse_table(text, path)
+    return table_data(text, path)
 
 
 def parse_table(text: str, origin: str = "<table>") -> Table:
     """Validate the table literal `text`; `origin` prefixes every error message."""
+    return table_from_data(table_data(text, origin), origin)
+
+
+def table_data(text: str, origin: str) -> object:
+    """The literal `text`, not validated yet; TableError if it is no literal."""
+    from .literal import literal_eval  # not in PID 1: it reads its table apart
     try:
-        data = literal_eval(text)
+        return literal_eval(text)
     except (SyntaxError, ValueError) as error:
         line = getattr(error, "lineno", None)
         where = f"{origin}:{line}" if line else origin
         raise TableError(f"{where}: not a Python literal: {error}") from None
+
+
+def table_from_data(data: object, origin: str) -> Table:
+    """The validated table of a literal's `data`; `origin` prefixes every error message."""
     try:
         return _table(data)
     except TableError as error:
         raise TableError(f"{origin}: {error}") from None
-
-
-def literal_eval(text: str) -> "Any":
-    """`ast.literal_eval` for what a table holds: constants, dicts, lists, tuples, signed
-    numbers; ValueError naming the first other expression."""
-    tree: Any = compile(text.lstrip(" \t"), "<table>", "eval", _ast.PyCF_ONLY_AST)
-    return _literal(tree.body)
-
-
-def _literal(node: "Any") -> "Any":
-    if isinstance(node, _ast.Constant):
-        return node.value
-    if isinstance(node, _ast.Dict) and None not in node.keys:
-        return {_literal(key): _literal(value) for key, value in zip(node.keys, node.values)}
-    if isinstance(node, _ast.List):
-        return [_literal(element) for element in node.elts]
-    if isinstance(node, _ast.Tuple):
-        return tuple(_literal(element) for element in node.elts)
-    if (isinstance(node, _ast.UnaryOp) and isinstance(node.op, (_ast.USub, _ast.UAdd))
-            and isinstance(node.operand, _ast.Constant)
-            and type(node.operand.value) in (int, float)):
-        value: Any = node.operand.value
-        return -value if isinstance(node.op, _ast.USub) else value
-    raise ValueError(f"malformed node or string on line {getattr(node, 'lineno', '?')}: "
-                     f"a {type(node).__name__} expression")
 
 
 def _table(data: object) -> Table:

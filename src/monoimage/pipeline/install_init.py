@@ -21,9 +21,19 @@ from monoimage.tools.run import tail
 
 INIT_SOURCE = Path(__file__).parents[1] / "init"
 # -I (isolated): no PYTHON* variable, user site or script folder reaches PID 1; the launcher
-# puts the init's own folder on sys.path itself.
-LAUNCHER_TEXT = (f'#!{IMAGE_PYTHON} -I\nimport sys; sys.path.insert(0, "{INIT_LIB}"); '
-                 'from monoimage_init.__main__ import main; sys.exit(main())\n')
+# puts the init's own folder on sys.path itself. -S: no `site` (with its .pth files, half a MiB
+# of PID 1's RSS here; the init needs nothing beyond the standard library). -B: never try to
+# write bytecode (compile_init wrote it; the root is read-only anyway). One shebang argument.
+INIT_PYTHON_FLAGS = "-BIS"
+
+
+def launcher_text(python: str = IMAGE_PYTHON, lib: str = INIT_LIB) -> str:
+    """The launcher script: `python` with the init's flags, the package found under `lib`."""
+    return (f'#!{python} {INIT_PYTHON_FLAGS}\nimport sys; sys.path.insert(0, "{lib}"); '
+            'from monoimage_init.__main__ import main; sys.exit(main())\n')
+
+
+LAUNCHER_TEXT = launcher_text()
 # PYTHONHASHSEED only works from the environment, which -I/-E would ignore: the environment is
 # cleared instead, so no PYTHON* variable of the build host (PYTHONPYCACHEPREFIX…) leaks in.
 _CLEAN_PYTHON_ENV = {"PATH": PATH, "PYTHONHASHSEED": "0", "LC_ALL": "C.UTF-8"}
