@@ -80,8 +80,9 @@ def quote_argv(argv: tuple[str, ...] | list[str]) -> str:
 class OutputStream:
     """One pipe from a service (its stdout or its stderr) to init's own fd 1 or 2."""
 
-    def __init__(self, fd: int, prefix: bytes, target: int) -> None:
+    def __init__(self, fd: int, prefix: bytes, target: int, owner: object = None) -> None:
         self.fd = fd
+        self.owner = owner   # whose output it is (the supervisor's business)
         self.prefix = prefix
         self.target = target
         self.buffer = LineBuffer()

@@ -62,14 +62,23 @@ def identity(account: Account) -> tuple[int, int, tuple[int, ...]] | None:
 
 
 def spawn(argv: tuple[str, ...] | list[str], env: dict[str, str], cwd: str,
-          account: Account | None, stdout: int | None, stderr: int | None) -> int:
+          account: Account | None, stdout: int | None, stderr: int | None,
+          wait: bool = True) -> int:
     """Start `argv` in its own session as `account` (None: as init); its stdin is /dev/null,
     its stdout and stderr the given fds (None: /dev/null). Returns its pid; OSError (with the
-    child's errno) when it could not be started."""
+    child's errno) when it could not be started.
+
+    `wait=False` (services): a forked child is not waited for until its exec, so that starting
+    several services never queues behind the scheduler; what only the child can find wrong
+    (chdir or exec as its user) it then says on its stderr, and exits 127. A program that is
+    not there, or a working directory that is not, is still an OSError here."""
     ids = None if account is None else identity(account)
+    path = find_program(argv[0], env)
     if ids is None and cwd == _init_directory():
-        return _posix_spawn(list(argv), env, stdout, stderr)
-    return _fork_exec(list(argv), env, cwd, ids, stdout, stderr)
+        return _posix_spawn(path, list(argv), env, stdout, stderr)
+    if not wait and not os.path.isdir(cwd):
+        raise OSError(2, os.strerror(2), cwd)
+    return _fork_exec(path, list(argv), env, cwd, ids, (stdout, stderr), wait)
 
 
 _INHERITED_CLOSED: list[bool] = []
@@ -103,10 +112,9 @@ def close_inherited_fds() -> None:
                 pass
 
 
-def _posix_spawn(argv: list[str], env: dict[str, str], stdout: int | None,
+def _posix_spawn(path: str, argv: list[str], env: dict[str, str], stdout: int | None,
                  stderr: int | None) -> int:
     close_inherited_fds()
-    path = find_program(argv[0], env)
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     try:
         actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in
@@ -123,8 +131,14 @@ def _posix_spawn(argv: list[str], env: dict[str, str], stdout: int | None,
 def find_program(name: str, env: "Mapping[str, str]") -> str:
     """The path execvpe would run for `name`, searched in `env`'s PATH; OSError as it would
     fail (ENOENT, or EACCES when only a file without execute permission was found)."""
-    if "/" in name:
+    if name.startswith("/"):
+        if not os.path.exists(name):
+            raise OSError(2, os.strerror(2), name)
+        if not (os.path.isfile(name) and os.access(name, os.X_OK)):
+            raise OSError(13, os.strerror(13), name)
         return name
+    if "/" in name:
+        return name   # relative to the child's working directory: its exec will tell
     denied = None
     for directory in os.get_exec_path(dict(env)):
         path = os.path.join(directory, name)
@@ -137,23 +151,26 @@ def find_program(name: str, env: "Mapping[str, str]") -> str:
     raise OSError(2, os.strerror(2), name)
 
 
-def _fork_exec(argv: list[str], env: dict[str, str], cwd: str,
-               ids: tuple[int, int, tuple[int, ...]] | None, stdout: int | None,
-               stderr: int | None) -> int:
-    error_read, error_write = os.pipe()   # both close-on-exec
+def _fork_exec(path: str, argv: list[str], env: dict[str, str], cwd: str,
+               ids: tuple[int, int, tuple[int, ...]] | None,
+               outputs: tuple[int | None, int | None], wait: bool) -> int:
+    error_read, error_write = os.pipe() if wait else (-1, -1)   # both close-on-exec
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-    fds = (null, null if stdout is None else stdout, null if stderr is None else stderr)
+    fds = (null, *(null if fd is None else fd for fd in outputs))
     mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, CAUGHT)
     pid = -1
     try:
         pid = os.fork()
         if pid == 0:   # the child: never returns
-            _exec_child(argv, env, cwd, ids, fds, error_write)
+            _exec_child(path, argv, env, cwd, ids, fds, error_write)
     finally:
         if pid != 0:   # the parent (also when fork itself failed)
             _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
-            os.close(error_write)
             os.close(null)
+            if wait:
+                os.close(error_write)
+    if not wait:
+        return pid
     try:
         report = read_all(error_read)
     finally:
@@ -166,8 +183,8 @@ def _fork_exec(argv: list[str], env: dict[str, str], cwd: str,
     raise OSError(code, os.strerror(code) if code else "cannot start", filename or None)
 
 
-def _exec_child(argv: list[str], env: dict[str, str], cwd: str,
-                ids: tuple[int, int, tuple[int, ...]] | None, fds: tuple[int, int, int],
+def _exec_child(path: str, argv: list[str], env: dict[str, str], cwd: str,
+                ids: tuple[int, int, tuple[int, ...]] | None, fds: tuple[int, ...],
                 error_write: int) -> None:
     filename = argv[0]
     try:
@@ -185,17 +202,24 @@ def _exec_child(argv: list[str], env: dict[str, str], cwd: str,
             os.setgroups(list(groups))
             os.setgid(gid)
             os.setuid(uid)
-        os.closerange(3, error_write)
-        os.closerange(error_write + 1, max(os.sysconf("SC_OPEN_MAX"), error_write + 2))
+        keep = max(error_write, 2)
+        os.closerange(3, keep)
+        os.closerange(keep + 1, max(os.sysconf("SC_OPEN_MAX"), keep + 2))
         _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
         filename = argv[0]
-        os.execvpe(argv[0], argv, env)
-    except OSError as error:
-        message = f"{error.errno or 0}:{filename}".encode("utf-8", "replace")[:ERROR_LIMIT]
-    except BaseException:   # noqa: BLE001 - whatever it is, the child must not return
-        message = b"0:"
+        os.execve(path, argv, env)
+        error: BaseException = OSError(0, "exec returned")
+    except BaseException as raised:   # noqa: BLE001 - whatever it is, the child must not return
+        error = raised
     try:
-        os.write(error_write, message)
+        number = (error.errno or 0) if isinstance(error, OSError) else 0
+        if error_write >= 0:
+            os.write(error_write, f"{number}:{filename}".encode("utf-8", "replace")[:ERROR_LIMIT])
+        else:
+            detail = f"[Errno {number}] {os.strerror(number)}" if number else repr(error)
+            where = f": {filename!r}" if filename else ""
+            os.write(2, f"monoimage-init: cannot start {argv[0]}: {detail}{where}\n"
+                        .encode("utf-8", "replace"))
     finally:
         os._exit(127)
 

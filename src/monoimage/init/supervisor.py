@@ -55,6 +55,17 @@ if TYPE_CHECKING:
 
 MAX_SLEEP = 5.0
 FINAL_REAP_TIMEOUT = 5.0
+MIN_PROBE_GAP = 0.01    # s between a failed probe and the next, right after a (re)start
+PROBE_GAP_SHARE = 8     # ... then 1/8 of the time since the start, up to ready.interval
+
+
+def probe_gap(run: ServiceRun, now: float) -> float:
+    """Seconds until the next probe of a starting service: short at first, so readiness is
+    seen within MIN_PROBE_GAP or an eighth of the time the service took (whichever is more),
+    at most `ready.interval` apart. A refused connect costs microseconds; a service's output
+    also brings the next probe forward (`_on_output`)."""
+    return min(run.spec.ready.interval,
+               max(MIN_PROBE_GAP, (now - run.started_at) / PROBE_GAP_SHARE))
 
 
 class Supervisor:
@@ -180,7 +191,8 @@ class Supervisor:
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
         try:
-            pid = spawn(spec.argv, run.env, spec.workdir, run.account, out_write, err_write)
+            pid = spawn(spec.argv, run.env, spec.workdir, run.account, out_write, err_write,
+                        wait=False)
         except OSError as error:
             os.close(out_read)
             os.close(err_read)
@@ -196,7 +208,7 @@ class Supervisor:
         prefix = f"{run.name} | ".encode()
         for fd, target in ((out_read, 1), (err_read, 2)):
             os.set_blocking(fd, False)
-            stream = OutputStream(fd, prefix, target)
+            stream = OutputStream(fd, prefix, target, owner=run)
             self.streams.append(stream)
             self.selector.register(stream, EVENT_READ, self._on_output)
         run.started_at = now
@@ -225,7 +237,7 @@ class Supervisor:
         if result is True:
             self._ready(run, now)
         elif result is False:
-            run.next_probe_at = now + run.spec.ready.interval
+            run.next_probe_at = now + probe_gap(run, now)
         else:
             run.attempt = result
             if isinstance(result, SocketAttempt):
@@ -248,7 +260,7 @@ class Supervisor:
         if ok:
             self._ready(run, now)
         else:
-            run.next_probe_at = now + run.spec.ready.interval
+            run.next_probe_at = now + probe_gap(run, now)
 
     def _ready(self, run: ServiceRun, now: float) -> None:
         run.state = READY
@@ -421,28 +433,37 @@ class Supervisor:
         say(f"exit {self.exit_code}")
 
     def _final_sweep(self) -> None:
-        """As PID 1, SIGKILL whatever is left in the namespace; reap what can be reaped."""
-        if os.getpid() == 1:
+        """As PID 1, SIGKILL whatever is left in the namespace and reap it: each exit wakes
+        the wait (SIGCHLD through the inbox's pipe), nothing is polled."""
+        pid1 = os.getpid() == 1
+        if pid1:
             try:
                 os.kill(-1, _signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + (FINAL_REAP_TIMEOUT if os.getpid() == 1 else 0.0)
+        deadline = time.monotonic() + (FINAL_REAP_TIMEOUT if pid1 else 0.0)
         while True:
             try:
                 pid, _ = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
-            if pid == 0:
-                if time.monotonic() >= deadline:
-                    return
-                time.sleep(0.01)
+            if pid != 0:
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            select.select([self.inbox.fileno()], [], [], left)
+            self.inbox.drain()
 
     # -- output and status -----------------------------------------------------------------
 
     def _on_output(self, stream: object) -> None:
         assert isinstance(stream, OutputStream)
-        if not stream.pump(time.monotonic()):
+        now = time.monotonic()
+        run = stream.owner
+        if isinstance(run, ServiceRun) and run.state == STARTING and run.attempt is None:
+            run.next_probe_at = min(run.next_probe_at, now)   # what it says may be "ready"
+        if not stream.pump(now):
             self.selector.unregister(stream)
             os.close(stream.fd)
             self.streams.remove(stream)
