@@ -10,6 +10,7 @@ claim about speed.
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,6 +39,14 @@ def service(name: str, argv: list[str], **fields: Any) -> dict[str, Any]:
     }
     entry.update(fields)
     return entry
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now, on 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 def table(*services: dict[str, Any], site: dict[str, str] | None = None) -> dict[str, Any]:

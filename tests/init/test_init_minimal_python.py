@@ -7,12 +7,11 @@ python3-minimal."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from init_harness import SRC, init_lines, scaled, service, svc, table
+from init_harness import SRC, free_port, init_lines, scaled, service, svc, table
 
 
 def words(text: str) -> frozenset[str]:
@@ -108,9 +107,7 @@ def install_copy(tmp_path: Path) -> tuple[Path, Path, Path]:
 def test_init_and_its_clients_run_with_only_python3_minimal_modules(start_init, tmp_path):
     _, launcher, modules_file = install_copy(tmp_path)
     minimal = [MINIMAL_PYTHON, "-I", str(launcher)]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     events = tmp_path / "events"
     target = tmp_path / "run" / "config" / "tiny.conf"
     table_data = table(service(

@@ -5,10 +5,9 @@ a status request, the stop). None of the modules that cost PID 1 its RSS may be 
 startup, and none may be left in PID 1 when it exits."""
 
 import shutil
-import socket
 from pathlib import Path
 
-from init_harness import PY, SRC, init_lines, service, svc, table
+from init_harness import PY, SRC, free_port, init_lines, service, svc, table
 
 from monoimage.init.control import request_status
 from monoimage.pipeline.install_init import INIT_PYTHON_FLAGS
@@ -51,9 +50,7 @@ def test_pid1_imports_none_of_the_costly_modules(start_init, tmp_path):
     modules = tmp_path / "modules.txt"
     launcher = tmp_path / "launcher.py"
     launcher.write_text(LAUNCHER.format(lib=str(lib), package=PACKAGE, modules=str(modules)))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     events = tmp_path / "events"
     target = tmp_path / "run" / "config" / "web.conf"
     run = start_init(table(
