@@ -23,6 +23,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from . import exitcodes, policy
 from .accounts import Account
@@ -52,6 +53,9 @@ from .service import (
 from .signals import SignalInbox
 from .spawn import child_environment, identity_arguments, session_arguments
 from .table import Table
+
+if TYPE_CHECKING:
+    from .notify import Notifier
 
 MAX_SLEEP = 5.0
 FINAL_REAP_TIMEOUT = 5.0
@@ -85,6 +89,10 @@ class Supervisor:
         self.selector.register(inbox.fileno(), selectors.EVENT_READ, self._on_wakeup)
         self.status_endpoint: StatusEndpoint | None = None
         self.socket_path = socket_path
+        self.notifier: Notifier | None = None
+        if environ.get("NOTIFY_SOCKET"):   # only then: init's imports stay as they were
+            from . import notify
+            self.notifier = notify.Notifier(environ["NOTIFY_SOCKET"])
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -103,6 +111,8 @@ class Supervisor:
                 self._advance_stop(now)
             else:
                 self._advance(now)
+            if self.notifier is not None:
+                self.notifier.update(self.runs, self.stopping)
             if self._finished():
                 break
             timeout = self._sleep_time(time.monotonic())
@@ -406,6 +416,8 @@ class Supervisor:
         self._final_sweep()
 
     def _shutdown(self) -> None:
+        if self.notifier is not None:
+            self.notifier.close()
         if self.status_endpoint is not None:
             self.status_endpoint.close()
         self._final_sweep()
