@@ -140,6 +140,8 @@ class Supervisor:
                 deadlines.append(run.probe_deadline)
                 if run.attempt is None:
                     deadlines.append(run.next_probe_at)
+                elif isinstance(run.attempt, SocketAttempt) and run.attempt.deadline:
+                    deadlines.append(run.attempt.deadline)
             elif run.state == BACKOFF and not self.stopping:
                 deadlines.append(run.restart_at)
             if run.state == STOPPING and run.stop_deadline is not None:
@@ -232,7 +234,10 @@ class Supervisor:
         if now >= run.probe_deadline:
             self._not_ready(run)
             return
-        if run.attempt is not None or now < run.next_probe_at:
+        attempt = run.attempt
+        if isinstance(attempt, SocketAttempt) and attempt.deadline and now >= attempt.deadline:
+            self._cancel_probe(run)   # no answer in time (http): a fresh attempt
+        elif attempt is not None or now < run.next_probe_at:
             return
         result = start_attempt(run.spec.ready, run.env, run.spec.workdir)
         if result is True:
@@ -242,7 +247,7 @@ class Supervisor:
         else:
             run.attempt = result
             if isinstance(result, SocketAttempt):
-                self.selector.register(result, selectors.EVENT_WRITE,
+                self.selector.register(result, result.events(),
                                        functools.partial(self._on_probe_socket, run))
             else:
                 self.probe_pids[result.pid] = run
@@ -250,9 +255,14 @@ class Supervisor:
     def _on_probe_socket(self, run: ServiceRun, attempt: object) -> None:
         if run.attempt is not attempt or not isinstance(attempt, SocketAttempt):
             return  # cancelled earlier in this same batch of events
+        answer = attempt.advance()
+        if answer is None:    # a step of a longer exchange (http): wait for the next one
+            self.selector.modify(attempt, attempt.events(),
+                                 functools.partial(self._on_probe_socket, run))
+            return
         self.selector.unregister(attempt)
         run.attempt = None
-        self._probe_answered(run, attempt.result())
+        self._probe_answered(run, answer)
 
     def _probe_answered(self, run: ServiceRun, ok: bool) -> None:
         now = time.monotonic()
