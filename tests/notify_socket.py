@@ -3,9 +3,10 @@ says (a path, or an abstract `@name`), read the way systemd reads it: one datagr
 message of newline-separated `KEY=VALUE` lines."""
 
 import socket
+import time
 from pathlib import Path
 
-from init_harness import wait_until
+from timing import scaled
 
 
 class NotifySocket:
@@ -32,12 +33,17 @@ class NotifySocket:
         return [line for message in self.messages() for line in message.splitlines()]
 
     def wait_line(self, line: str, timeout: float = 20.0, log: object = "") -> int:
-        """The index in `lines()` of the first line equal to `line`, once it has come."""
-        found: int = wait_until(
-            lambda: (line in self.lines()) and self.lines().index(line) + 1, timeout,
-            lambda: f"{line!r} on the notify socket; got {self.lines()}; "
-                    f"log:\n{log() if callable(log) else log}")
-        return found - 1
+        """The index in `lines()` of the first line equal to `line`, once it has come (within
+        `scaled(timeout)` seconds; `log`, text or a callable, is shown when it does not)."""
+        deadline = time.monotonic() + scaled(timeout)
+        while line not in self.lines():
+            if time.monotonic() > deadline:
+                shown = log() if callable(log) else log
+                raise AssertionError(f"timed out after {scaled(timeout):g} s waiting for "
+                                     f"{line!r} on the notify socket; got {self.lines()}; "
+                                     f"log:\n{shown}")
+            time.sleep(0.02)
+        return self.lines().index(line)
 
     def close(self) -> None:
         self.sock.close()
