@@ -3,7 +3,6 @@ read back from an image's table and labels, and the errors a user can cause."""
 
 from __future__ import annotations
 
-import http.server
 import io
 import socket
 import struct
@@ -18,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
+from http_server import serving
 from monoimage.cli import main
 from monoimage.cli.boot import print_report, summary
 from monoimage.image import LABEL_MEMORY, LABEL_PIDS_LIMIT, LABEL_READ_ONLY, LABEL_SERVICE_PORTS
@@ -123,21 +123,8 @@ def test_tcp_probe_connects_or_fails():
 @pytest.fixture
 def http_server() -> Iterator[int]:
     """A real HTTP server on a free loopback port: / answers 200, /private 403."""
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200 if self.path == "/" else 403)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with serving({"/": 200, "/private": 403}) as port:
+        yield port
 
 
 def test_an_http_probed_port_gets_a_real_get_and_shows_its_status(http_server):

@@ -165,7 +165,7 @@ def test_the_plain_units_podman_command_boots_edge_lite_healthy(edge_lite: EdgeL
     free loopback ports, and the site values file lives in the temporary dir. The exit code
     comes from podman's `died` event: `--rm` removes the container before anyone can ask.
     With systemd's NOTIFY_SOCKET (a socket of the test's), READY=1 comes once every service
-    answers, STOPPING=1 on the stop."""
+    answers."""
     recipe = replace(edge_lite.recipe, name=f"monoimage-test-unit-{uuid.uuid4().hex[:6]}")
     spec = host_spec(recipe, image=edge_lite.reference)
     unit = render_systemd_unit(spec, recipe)
@@ -202,15 +202,13 @@ def test_the_plain_units_podman_command_boots_edge_lite_healthy(edge_lite: EdgeL
         assert [p for p in probes if p.outcome != "ok"] == [], probes
         assert ("nginx", "http", "http GET / 200") in {(p.service, p.kind, p.detail)
                                                        for p in probes}
-        lines = notify.lines()
-        statuses = [line for line in lines[:ready_at] if line.startswith("STATUS=")]
-        assert statuses, lines    # the services coming up, before READY=1
-        total = len(recipe.services)
-        assert lines[ready_at + 1].startswith(f"STATUS={total}/{total} ready: "), lines
+        # podman says MAINPID (conmon) itself; runc, the runtime here, passes on READY=1 alone
+        # of what the init sends (STATUS= and STOPPING=1 are proven on init alone, tests/init)
+        assert [line.partition("=")[0] for line in notify.lines()] == ["MAINPID", "READY"]
+        assert ready_at == 1
         assert inspect["HostConfig"]["ReadonlyRootfs"] is True
         assert inspect["HostConfig"]["AutoRemove"] is True
         subprocess.run(command("ExecStop"), check=True, env=podman_env(), capture_output=True)
-        notify.wait_line("STOPPING=1")
         subprocess.run(command("ExecStopPost"), check=True, env=podman_env(),
                        capture_output=True)
         assert podman("container", "exists", spec.name, check=False).returncode == 1

@@ -6,43 +6,26 @@ import selectors
 import socket
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 from init_harness import PY, scaled, service, svc, table, wait_until
 
+from http_server import serving
 from monoimage.init.httpprobe import HttpAttempt, status_of
 from monoimage.init.probes import start_attempt
 from monoimage.init.table import Ready, TableError, parse_table
 
-
-class Handler(BaseHTTPRequestHandler):
-    """/healthz answers 200, / answers 403 (nginx without an index), the rest 404."""
-
-    seen: ClassVar[list[str]] = []
-
-    def do_GET(self) -> None:
-        Handler.seen.append(f"{self.command} {self.path} {self.request_version} "
-                            f"{self.headers.get('Host')}")
-        code = {"/healthz": 200, "/": 403}.get(self.path, 404)
-        self.send_response(code)
-        self.end_headers()
-        self.wfile.write(b"x" * 100000)   # a body the probe never needs to read
-
-    def log_message(self, *args: object) -> None:
-        pass
+SEEN: list[str] = []
 
 
 @pytest.fixture
 def http_port() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    """/healthz answers 200, / answers 403 (nginx without an index), the rest 404; with a
+    body the probe never needs to read."""
+    SEEN.clear()
+    with serving({"/healthz": 200, "/": 403}, body=b"x" * 100000, seen=SEEN) as port:
+        yield port
 
 
 def http_ready(port: int, path: str = "/healthz", status: int = 200) -> Ready:
@@ -66,9 +49,8 @@ def answer(ready: Ready) -> bool:
 
 
 def test_a_get_answering_the_expected_status_passes(http_port):
-    Handler.seen.clear()
     assert answer(http_ready(http_port)) is True
-    assert Handler.seen == [f"GET /healthz HTTP/1.0 127.0.0.1:{http_port}"]
+    assert SEEN == [f"GET /healthz HTTP/1.0 127.0.0.1:{http_port}"]
 
 
 def test_another_status_fails_unless_it_is_the_expected_one(http_port):
