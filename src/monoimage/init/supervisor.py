@@ -255,12 +255,12 @@ class Supervisor:
     def _on_probe_socket(self, run: ServiceRun, attempt: object) -> None:
         if run.attempt is not attempt or not isinstance(attempt, SocketAttempt):
             return  # cancelled earlier in this same batch of events
+        self.selector.unregister(attempt)   # before advance() may close its socket
         answer = attempt.advance()
         if answer is None:    # a step of a longer exchange (http): wait for the next one
-            self.selector.modify(attempt, attempt.events(),
-                                 functools.partial(self._on_probe_socket, run))
+            self.selector.register(attempt, attempt.events(),
+                                   functools.partial(self._on_probe_socket, run))
             return
-        self.selector.unregister(attempt)
         run.attempt = None
         self._probe_answered(run, answer)
 
