@@ -186,6 +186,12 @@ def _check_command(ready: Ready) -> str | None:
     """The readiness check as sh, or None when the service has no probe."""
     if ready.kind == "tcp":
         return f"exec bash -c ': </dev/tcp/{ready.host}/{ready.port}' 2>/dev/null"
+    if ready.kind == "http":   # the init's GET: its status line must carry the status
+        line = f"GET {ready.path} HTTP/1.0"
+        script = (f"exec 3<>/dev/tcp/{ready.host}/{ready.port} && printf '%s\\r\\n\\r\\n' "
+                  f"{shlex.quote(line)} >&3 && read -r _ code _ <&3 && "
+                  f"[ \"${{code%$'\\r'}}\" = {ready.status} ]")
+        return f"exec bash -c {shlex.quote(script)} 2>/dev/null"
     if ready.kind == "file":
         return f"exec test -e {shlex.quote(ready.path or '')}"
     if ready.kind == "unix":

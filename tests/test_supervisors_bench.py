@@ -9,11 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import supervisor_configs as gen
 
+from http_server import serving
 from monoimage.init.table import Table, parse_table
+from timing import scaled
 
 
 def hand_made(root: str = "/srv") -> Table:
@@ -114,3 +118,20 @@ def test_entrypoints_name_every_supervisor() -> None:
     assert list(entries) == ["monoimage-init", "supervisord", "s6", "runit", "tini"]
     assert entries["monoimage-init"][-1] == "/bench/seven/services.py"
     assert entries["tini"][:2] == ["/usr/bin/tini", "--"]
+
+
+@pytest.mark.parametrize(("path", "status", "passes"), [
+    ("/", 200, True), ("/missing", 200, False), ("/missing", 404, True)])
+def test_the_s6_check_of_an_http_probe_sends_the_inits_get(path: str, status: int,
+                                                           passes: bool) -> None:
+    """The s6 peer's readiness check for an http probe, run by bash against a real server."""
+    with serving({"/": 200}) as port:
+        table = parse_table(repr({"version": 1, "image": "t", "services": [
+            {"name": "web", "argv": ["nginx"], "ready": {
+                "kind": "http", "port": port, "path": path,
+                "status": status}}]}))
+        files = gen.bench_tree(table, lambda name: None, "/bench/x", "{}")
+        check, mode = files["s6/web/data/check"]
+        assert mode == 0o755
+        done = subprocess.run(["sh", "-c", check], check=False, timeout=scaled(10))
+        assert (done.returncode == 0) is passes

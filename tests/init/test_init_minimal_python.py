@@ -11,7 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from init_harness import SRC, free_port, init_lines, scaled, service, svc, table
+from init_harness import PY, SRC, free_port, init_lines, scaled, service, svc, table
+
+from notify_socket import NotifySocket
 
 
 def words(text: str) -> frozenset[str]:
@@ -140,6 +142,28 @@ def test_init_and_its_clients_run_with_only_python3_minimal_modules(start_init, 
                      if name.partition(".")[0] not in ALLOWED | {PACKAGE})
     assert outside == []
     assert not [name for name in loaded if name.partition(".")[0] in NAMED_MISSING]
+
+
+def test_sd_notify_and_the_http_probe_need_only_python3_minimal_modules(start_init, tmp_path):
+    """What only some images load (the http probe) or only some hosts (NOTIFY_SOCKET set)."""
+    _, launcher, modules_file = install_copy(tmp_path)
+    notify = NotifySocket(tmp_path / "notify.sock")
+    (tmp_path / "www").mkdir()
+    port = free_port()
+    web = [PY, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(tmp_path / "www"),
+           str(port)]   # the service, not the init: the host's full python runs it
+    run = start_init(table(service("web", web, ready={"kind": "http", "port": port,
+                                                      "path": "/", "timeout": 3600.0})),
+                     command=[MINIMAL_PYTHON, "-I", str(launcher)],
+                     env={"NOTIFY_SOCKET": notify.address})
+    notify.wait_line("READY=1", log=run.log)
+    assert run.stop() == 0
+    notify.wait_line("STOPPING=1", log=run.log)
+    notify.close()
+    loaded = set(modules_file.read_text().split())
+    assert {f"{PACKAGE}.notify", f"{PACKAGE}.httpprobe"} <= loaded
+    assert sorted(name for name in loaded if name.partition(".")[0] not in ALLOWED | {PACKAGE}) \
+        == []
 
 
 def test_copied_package_runs_as_a_directory_and_as_a_module(tmp_path):

@@ -53,6 +53,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from .notify import Notifier
+
 MAX_SLEEP = 5.0
 FINAL_REAP_TIMEOUT = 5.0
 MIN_PROBE_GAP = 0.01    # s between a failed probe and the next, right after a (re)start
@@ -96,6 +98,10 @@ class Supervisor:
         self.selector.register(inbox.fileno(), EVENT_READ, self._on_wakeup)
         self.status_endpoint: StatusEndpoint | None = None
         self.socket_path = socket_path
+        self.notifier: Notifier | None = None
+        if environ.get("NOTIFY_SOCKET"):   # only then: init's imports stay as they were
+            from . import notify
+            self.notifier = notify.Notifier(environ["NOTIFY_SOCKET"])
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -114,6 +120,8 @@ class Supervisor:
                 self._advance_stop(now)
             else:
                 self._advance(now)
+            if self.notifier is not None:
+                self.notifier.update(self.runs, self.stopping)
             if self._finished():
                 break
             timeout = self._sleep_time(time.monotonic())
@@ -140,6 +148,8 @@ class Supervisor:
                 deadlines.append(run.probe_deadline)
                 if run.attempt is None:
                     deadlines.append(run.next_probe_at)
+                elif isinstance(run.attempt, SocketAttempt) and run.attempt.deadline:
+                    deadlines.append(run.attempt.deadline)
             elif run.state == BACKOFF and not self.stopping:
                 deadlines.append(run.restart_at)
             if run.state == STOPPING and run.stop_deadline is not None:
@@ -231,7 +241,10 @@ class Supervisor:
         if now >= run.probe_deadline:
             self._not_ready(run)
             return
-        if run.attempt is not None or now < run.next_probe_at:
+        attempt = run.attempt
+        if isinstance(attempt, SocketAttempt) and attempt.deadline and now >= attempt.deadline:
+            self._cancel_probe(run)   # no answer in time (http): a fresh attempt
+        elif attempt is not None or now < run.next_probe_at:
             return
         result = start_attempt(run.spec.ready, run.env, run.spec.workdir)
         if result is True:
@@ -241,17 +254,24 @@ class Supervisor:
         else:
             run.attempt = result
             if isinstance(result, SocketAttempt):
-                self.selector.register(result, EVENT_WRITE,
-                                       lambda attempt: self._on_probe_socket(run, attempt))
+                self._watch_probe(run, result)
             else:
                 self.probe_pids[result.pid] = run
+
+    def _watch_probe(self, run: ServiceRun, attempt: SocketAttempt) -> None:
+        self.selector.register(attempt, attempt.events(),
+                               lambda ready: self._on_probe_socket(run, ready))
 
     def _on_probe_socket(self, run: ServiceRun, attempt: object) -> None:
         if run.attempt is not attempt or not isinstance(attempt, SocketAttempt):
             return  # cancelled earlier in this same batch of events
-        self.selector.unregister(attempt)
+        self.selector.unregister(attempt)   # before advance() may close its socket
+        answer = attempt.advance()
+        if answer is None:    # a step of a longer exchange (http): wait for the next one
+            self._watch_probe(run, attempt)
+            return
         run.attempt = None
-        self._probe_answered(run, attempt.result())
+        self._probe_answered(run, answer)
 
     def _probe_answered(self, run: ServiceRun, ok: bool) -> None:
         now = time.monotonic()
@@ -413,6 +433,8 @@ class Supervisor:
         self._final_sweep()
 
     def _shutdown(self) -> None:
+        if self.notifier is not None:
+            self.notifier.close()
         if self.status_endpoint is not None:
             self.status_endpoint.close()
         self._final_sweep()
