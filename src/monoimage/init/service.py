@@ -85,9 +85,9 @@ def kill_group(pgid: int, signum: int) -> None:
 def rss_kib(pid: int) -> int | None:
     """VmRSS of `pid` in KiB from /proc, None when unknown."""
     try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
+        with open(f"/proc/{pid}/status", "rb") as handle:   # bytes: no codec to load
             for line in handle:
-                if line.startswith("VmRSS:"):
+                if line.startswith(b"VmRSS:"):
                     return int(line.split()[1])
     except (OSError, ValueError, IndexError):
         pass
