@@ -104,3 +104,19 @@ def test_literals_read_as_ast_literal_eval_reads_them(text):
 def test_anything_else_is_refused_with_the_expression_it_is(text, kind):
     with pytest.raises(ValueError, match=f"a {kind} expression"):
         literal_eval(text)
+
+
+def test_probes_come_quickly_after_a_start_then_space_out_up_to_the_interval():
+    from monoimage.init.accounts import Account
+    from monoimage.init.service import ServiceRun
+    from monoimage.init.supervisor import MIN_PROBE_GAP, probe_gap
+    from monoimage.init.table import parse_table
+
+    spec = parse_table(repr({"version": 1, "services": [
+        {"name": "web", "argv": ["web"], "ready": {"kind": "tcp", "port": 80,
+                                                   "interval": 0.5}}]})).services[0]
+    run = ServiceRun(spec, Account("root", 0, 0, (0,), "/root"), {})
+    run.started_at = 100.0
+    assert probe_gap(run, 100.0) == probe_gap(run, 100.05) == MIN_PROBE_GAP
+    assert probe_gap(run, 100.8) == pytest.approx(0.1)        # an eighth of the time so far
+    assert probe_gap(run, 160.0) == 0.5                       # never more than ready.interval
