@@ -212,6 +212,9 @@ def test_the_plain_units_podman_command_boots_edge_lite_healthy(edge_lite: EdgeL
         subprocess.run(command("ExecStopPost"), check=True, env=podman_env(),
                        capture_output=True)
         assert podman("container", "exists", spec.name, check=False).returncode == 1
+        # podman's cleanup process writes the event, maybe after the stop returned (seen
+        # under load): wait for it
+        wait_for("podman's died event", lambda: events(spec.name, "died", since))
         died = events(spec.name, "died", since)
         # Stopped gracefully, not by SIGKILL (137); podman's JSON leaves out a zero code.
         assert [e.get("ContainerExitCode", 0) for e in died] == [0]
