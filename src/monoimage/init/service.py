@@ -7,6 +7,7 @@ import subprocess
 
 from .accounts import Account
 from .control import Record
+from .logs import OutputStream
 from .probes import Attempt
 from .table import Service
 
@@ -47,6 +48,7 @@ class ServiceRun:
         self.probe_deadline = 0.0
         self.next_probe_at = 0.0
         self.attempt: Attempt | None = None
+        self.output: list[OutputStream] = []   # the current process's stdout and stderr
         self.not_ready = False              # killed because its probe timed out
         self.stop_deadline: float | None = None
         self.last_exit: str | None = None

@@ -197,10 +197,13 @@ class Supervisor:
         run.process = process
         self.service_pids[process.pid] = run
         prefix = f"{run.name} | ".encode()
+        watch = (spec.ready.text or "").encode() if spec.ready.kind == "log" else b""
+        run.output = []
         for fd, target in ((out_read, 1), (err_read, 2)):
             os.set_blocking(fd, False)
-            stream = OutputStream(fd, prefix, target)
+            stream = OutputStream(fd, prefix, target, watch)
             self.streams.append(stream)
+            run.output.append(stream)
             self.selector.register(stream, selectors.EVENT_READ, self._on_output)
         run.started_at = now
         run.ready_since = None
@@ -224,7 +227,8 @@ class Supervisor:
             return
         if run.attempt is not None or now < run.next_probe_at:
             return
-        result = start_attempt(run.spec.ready, run.env, run.spec.workdir)
+        result = (any(s.seen for s in run.output) if run.spec.ready.kind == "log"
+                  else start_attempt(run.spec.ready, run.env, run.spec.workdir))
         if result is True:
             self._ready(run, now)
         elif result is False:

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*\Z")
 VARIABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-READY_KINDS = ("tcp", "unix", "file", "command", "none")
+READY_KINDS = ("tcp", "unix", "file", "command", "log", "none")
 RESTART_POLICIES = ("always", "on-failure", "never")
 
 
@@ -53,6 +53,7 @@ class Ready(NamedTuple):
     argv: tuple[str, ...] | None
     timeout: float
     interval: float
+    text: str | None = None     # a log probe: the text a line of the service's output holds
 
 
 class Restart(NamedTuple):
@@ -105,7 +106,7 @@ SERVICE_DEFAULTS: dict[str, Any] = {
 }
 READY_DEFAULTS: dict[str, Any] = {
     "kind": "none", "host": "127.0.0.1", "port": None, "path": None, "argv": None,
-    "timeout": 30.0, "interval": 0.1,
+    "text": None, "timeout": 30.0, "interval": 0.1,
 }
 RESTART_DEFAULTS: dict[str, Any] = {
     "policy": "always", "backoff_initial": 0.5, "backoff_max": 30.0, "max_restarts": 5,
@@ -267,9 +268,12 @@ def _ready(data: object, where: str) -> Ready:
     argv = None if entry["argv"] is None else _argv(entry["argv"], f"{where}.argv")
     if kind == "command" and argv is None:
         raise TableError(f"{where}.argv: a command probe needs an argv")
+    text = _optional_string(entry["text"], f"{where}.text")
+    if kind == "log" and not text:
+        raise TableError(f"{where}.text: a log probe needs a text")
     return Ready(kind, _string(entry["host"], f"{where}.host"), port, path, argv,
                  _positive(entry["timeout"], f"{where}.timeout"),
-                 _positive(entry["interval"], f"{where}.interval"))
+                 _positive(entry["interval"], f"{where}.interval"), text)
 
 
 def _restart(data: object, where: str) -> Restart:

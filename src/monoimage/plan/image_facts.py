@@ -57,7 +57,8 @@ def recipe_from_image(image: str, inspect: dict[str, Any], table_text: str
             name=entry.name, source=image, depends_on=entry.depends_on,
             stop_timeout=entry.stop_timeout,
             ready=Probe(kind=ready.kind, port=ready.port, host=ready.host,  # type: ignore[arg-type]
-                        path=ready.path, timeout=ready.timeout, interval=ready.interval),
+                        path=ready.path, text=ready.text, timeout=ready.timeout,
+                        interval=ready.interval),
             ports=owners.get(entry.name, ()),
             # The image records the union of capabilities and volumes: the first service
             # carries them, which is all the run profile looks at.

@@ -65,6 +65,8 @@ def _entry(service: Service) -> dict[str, Any]:
         "ready": {"kind": ready.kind, "host": ready.host, "port": ready.port,
                   "path": ready.path,
                   "argv": None if ready.argv is None else list(ready.argv),
+                  # a log probe's text only when there is one: other tables stay as they were
+                  **({"text": ready.text} if ready.text is not None else {}),
                   "timeout": ready.timeout, "interval": ready.interval},
         "restart": {"policy": restart.policy, "backoff_initial": restart.backoff_initial,
                     "backoff_max": restart.backoff_max, "max_restarts": restart.max_restarts,

@@ -12,7 +12,7 @@ from typing import Literal
 from monoimage.recipe.settings import default
 from monoimage.recipe.versions import Constraint, Family
 
-ProbeKind = Literal["tcp", "unix", "file", "command", "none"]
+ProbeKind = Literal["tcp", "unix", "file", "command", "log", "none"]
 RestartKind = Literal["always", "on-failure", "never"]
 LayeringPolicy = Literal["single", "packages"]
 LayeringUpdates = Literal["layers", "delta"]
@@ -64,13 +64,15 @@ class ConfigCommand:
 
 @dataclass(frozen=True)
 class Probe:
-    """How to tell a service is ready: a tcp port, a unix socket, a file, or a command."""
+    """How to tell a service is ready: a tcp port, a unix socket, a file, a command, or a line
+    of its own output."""
 
     kind: ProbeKind = "none"
     port: int | None = None
     host: str = default("ready.tcp.host")
     path: str | None = None
     argv: tuple[str, ...] | None = None
+    text: str | None = None      # a log probe: a line of the service's output holds it
     timeout: float = default("ready.timeout")
     interval: float = default("ready.interval")
 
