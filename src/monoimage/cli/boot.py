@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import click
@@ -14,6 +15,7 @@ from rich.table import Table
 from monoimage.cli.arguments import image_argument
 from monoimage.cli.progress import interruptible
 from monoimage.pipeline.boot import BootReport, boot
+from monoimage.pipeline.control_plane import boot_with_standin
 from monoimage.plan.run_profile import PROFILES
 from monoimage.recipe.load import load_recipe
 
@@ -34,8 +36,13 @@ from monoimage.recipe.load import load_recipe
 @click.option("--site", "site", multiple=True, metavar="NAME=VALUE",
               help="A site value for the boot (repeatable); MONOIMAGE_SITE_<NAME> in the "
                    "environment also gives one. Required for values without a default.")
+@click.option("--control-plane", type=click.Choice(["standin"]),
+              help="Boot against a stand-in control plane in its own container: RabbitMQ, "
+                   "built from control-plane-standin.yaml beside --recipe (cached), its "
+                   "transport URL given as the site value transport_url; removed afterwards "
+                   "(kept with --keep).")
 def boot_command(image: str, recipe: Path | None, profile: str, timeout: float, as_json: bool,
-                 keep: bool, site: tuple[str, ...]) -> None:
+                 keep: bool, site: tuple[str, ...], control_plane: str | None) -> None:
     """Boot IMAGE, wait until every service is healthy, probe each from the host, stop it.
 
     Exits 0 only if every service was ready, answered from the host, and the container
@@ -50,10 +57,11 @@ def boot_command(image: str, recipe: Path | None, profile: str, timeout: float, 
     loaded = load_recipe(recipe) if recipe is not None else None
     with interruptible("boot interrupted: the container was removed"), \
             console.status(f"booting {image}") as status:
-        report = boot(image, loaded, profile=profile, timeout=timeout,  # type: ignore[arg-type]
-                      keep=keep, recipe_from=f"recipe {recipe}" if recipe else "image",
-                      site=given,
-                      progress=lambda text: status.update(text))
+        runner = boot if control_plane is None else partial(boot_with_standin, recipe_path=recipe)
+        report = runner(image, loaded, profile=profile, timeout=timeout,  # type: ignore[arg-type]
+                        keep=keep, recipe_from=f"recipe {recipe}" if recipe else "image",
+                        site=given,
+                        progress=lambda text: status.update(text))
     if as_json:
         click.echo(json.dumps(report_json(report), indent=2))
     else:
