@@ -82,6 +82,7 @@ class Service(NamedTuple):
     critical: bool
     reload_signal: int | None
     condition: tuple[str, ...] = ()   # paths that must exist, else the service is skipped
+    needs: tuple[str, ...] = ()       # host grants (`network=host`): for boot's check only
 
 
 class Table(NamedTuple):
@@ -102,7 +103,7 @@ SERVICE_DEFAULTS: dict[str, Any] = {
     "user": "root", "group": None, "env": {}, "workdir": "/", "depends_on": [],
     "runtime_dirs": [], "templates": [], "commands": [], "ready": None, "restart": None,
     "stop_signal": "SIGTERM", "stop_timeout": 10.0, "critical": True, "reload_signal": "SIGHUP",
-    "condition": [],
+    "condition": [], "needs": [],
 }
 READY_DEFAULTS: dict[str, Any] = {
     "kind": "none", "host": "127.0.0.1", "port": None, "path": None, "argv": None,
@@ -219,6 +220,7 @@ def _service(data: object, where: str, earlier: list[str]) -> Service:
                        else _signal(reload_signal, f"{where}.reload_signal")),
         condition=tuple(_absolute(p, f"{where}.condition")
                         for p in _list(entry["condition"], f"{where}.condition")),
+        needs=tuple(_string(n, f"{where}.needs") for n in _list(entry["needs"], f"{where}.needs")),
     )
 
 

@@ -42,7 +42,8 @@ def _service(service: Service) -> dict[str, Any]:
     # a condition only when there is one: the table (and the image) of a recipe without
     # any stays byte for byte what it was
     condition = {"condition": list(service.condition)} if service.condition else {}
-    return condition | _entry(service)
+    needs = {"needs": list(service.needs)} if service.needs else {}
+    return condition | needs | _entry(service)
 
 
 def _entry(service: Service) -> dict[str, Any]:
