@@ -8,8 +8,8 @@ import base64
 import json
 import shlex
 import shutil
-import urllib.parse
 import subprocess
+import urllib.parse
 import uuid
 from collections import Counter
 from dataclasses import replace

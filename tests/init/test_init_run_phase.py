@@ -13,6 +13,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+CONNECTED = "Connected to AMQP server on 127.0.0.1:5672 via [amqp] client with port 40610."
+
+
 @pytest.mark.parametrize("kind", ["tcp", "unix", "file", "command", "log"])
 def test_dependent_starts_only_after_the_dependency_probe_passes(start_init, tmp_path, kind):
     events = tmp_path / "events"
@@ -22,8 +25,7 @@ def test_dependent_starts_only_after_the_dependency_probe_passes(start_init, tmp
                 "file": ["--touch", path], "command": ["--touch", path],
                 # oslo.messaging's line, on stderr after an earlier line that does not hold it
                 "log": ["--say", "Connecting to AMQP server on 127.0.0.1:5672",
-                        "--ready-line", "Connected to AMQP server on 127.0.0.1:5672 via "
-                                        "[amqp] client with port 40610."]}[kind]
+                        "--ready-line", CONNECTED]}[kind]
     exists = f"import os, sys; sys.exit(not os.path.exists({path!r}))"
     probe = {"tcp": {"kind": "tcp", "port": port}, "unix": {"kind": "unix", "path": path},
              "file": {"kind": "file", "path": path},
