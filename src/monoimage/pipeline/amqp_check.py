@@ -16,6 +16,7 @@ PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 FRAME_METHOD = 1
 FRAME_HEARTBEAT = 8
 FRAME_END = 0xCE
+MAX_FRAME = 1 << 20     # the frames of a connection's start are small; more is not a broker
 CONNECTION = 10
 START, START_OK, TUNE, TUNE_OK, OPEN, OPEN_OK, CLOSE, CLOSE_OK = 10, 11, 30, 31, 40, 41, 50, 51
 
@@ -59,7 +60,13 @@ def method_frame(method: int, arguments: bytes, channel: int = 0) -> bytes:
 
 def read_frame(sock: socket.socket) -> tuple[int, bytes]:
     """(frame type, payload) of the next frame."""
-    kind, _channel, size = struct.unpack(">BHI", _read(sock, 7))
+    head = _read(sock, 7)
+    if head.startswith(b"AMQP"):   # the header a broker of another protocol version sends back
+        version = ".".join(str(b) for b in (head + _read(sock, 1))[5:8])
+        raise AmqpError(f"the broker wants AMQP {version}, not 0-9-1")
+    kind, _channel, size = struct.unpack(">BHI", head)
+    if kind not in (FRAME_METHOD, 2, 3, FRAME_HEARTBEAT) or size > MAX_FRAME:
+        raise AmqpError(f"{head!r}: not an AMQP 0-9-1 broker")
     payload = _read(sock, size)
     if _read(sock, 1) != bytes([FRAME_END]):
         raise AmqpError("a frame without its end octet: not an AMQP 0-9-1 broker")
