@@ -46,7 +46,12 @@ def podman_lines(*args: str) -> list[str]:
 
 def built(recipe: Recipe, name: str, out: Path) -> Iterator[str]:
     """A build under a test tag (the user's package cache: a private one would fetch a
-    gigabyte of packages again), removed after the session."""
+    gigabyte of packages again), removed after the session. MONOIMAGE_TEST_<NAME>_IMAGE
+    names an image already built from the same recipe instead (kept: it is the caller's)."""
+    given = os.environ.get(f"MONOIMAGE_TEST_{name.upper().replace('-', '_')}_IMAGE")
+    if given:
+        yield given
+        return
     ref = f"localhost/monoimage-test-{name}:{uuid.uuid4().hex[:8]}"
     build(recipe, BuildOptions(tag=ref, out_dir=out))
     yield ref
