@@ -29,8 +29,9 @@ from monoimage.recipe.load import load_recipe
               help="small-host: read-only root, tmpfs /run and /tmp, memory and pids caps, "
                    "only the declared capabilities; default: a writable root, podman's capabilities, "
                    "no memory or pids caps (tmpfs, ulimits, health check, stop timeout stay).")
-@click.option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
-              help="Seconds to wait for monoimage-init health.")
+@click.option("--timeout", type=click.FloatRange(min=1),
+              help="Seconds to wait for monoimage-init health (default 120, or the image's "
+                   "health-check start period when longer).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--keep", is_flag=True, help="Leave the container running after the report.")
 @click.option("--site", "site", multiple=True, metavar="NAME=VALUE",
@@ -41,7 +42,8 @@ from monoimage.recipe.load import load_recipe
                    "built from control-plane-standin.yaml beside --recipe (cached), its "
                    "transport URL given as the site value transport_url; removed afterwards "
                    "(kept with --keep).")
-def boot_command(image: str, recipe: Path | None, profile: str, timeout: float, as_json: bool,
+def boot_command(image: str, recipe: Path | None, profile: str, timeout: float | None,
+                 as_json: bool,
                  keep: bool, site: tuple[str, ...], control_plane: str | None) -> None:
     """Boot IMAGE, wait until every service is healthy, probe each from the host, stop it.
 

@@ -41,6 +41,7 @@ from monoimage.recipe.model import Recipe
 from monoimage.tools import podman
 
 POLL = 0.1                    # seconds between health checks
+TIMEOUT = 120.0               # seconds to wait for health, unless the image allows for more
 
 @dataclass(frozen=True)
 class ServiceStatus:
@@ -83,14 +84,16 @@ class BootReport:
 
 
 def boot(image: str, recipe: Recipe | None = None, *, profile: ProfileName = "small-host",
-         timeout: float = 120.0, keep: bool = False, name: str | None = None,
+         timeout: float | None = None, keep: bool = False, name: str | None = None,
          recipe_from: str = "image", site: Mapping[str, str] | None = None,
          environ: Mapping[str, str] | None = None,
          progress: Callable[[str], None] = lambda _: None) -> BootReport:
     """Boot `image` under `profile` and report; `recipe` None reads the facts from the image.
 
     `site` (from `--site NAME=VALUE`) and `MONOIMAGE_SITE_<NAME>` in `environ` give site
-    values; a value the image has no default for (a secret) must come from one of them."""
+    values; a value the image has no default for (a secret) must come from one of them.
+    `timeout` None: TIMEOUT, or the health check's start period (every readiness timeout,
+    capped) when longer."""
     inspect = podman.image_inspect(image)
     notes: list[str] = []
     if recipe is None:
@@ -116,7 +119,8 @@ def boot(image: str, recipe: Recipe | None = None, *, profile: ProfileName = "sm
         try:
             podman.run_detached(podman_run_args(spec))
             shutil.rmtree(private, ignore_errors=True)  # podman has read it: no copy stays
-            return _observe(spec, recipe, started, began, timeout, keep, recipe_from, notes,
+            wait = timeout if timeout is not None else max(TIMEOUT, spec.health.start_period)
+            return _observe(spec, recipe, started, began, wait, keep, recipe_from, notes,
                             progress)
         finally:
             if not keep:
