@@ -184,6 +184,11 @@ def test_libvirt_tls_is_a_site_option_with_the_sites_certificates(edge_compute, 
     try:
         assert report.problems == (), "\n".join([*report.problems, report.log_tail])
         assert {s.name: s.state for s in report.services}["nova-libvirt"] == "ready"
+        conf = subprocess.run(["podman", "exec", name, "cat", "/run/libvirt/libvirtd.conf"],
+                              check=True, env=podman_env(), capture_output=True,
+                              text=True).stdout.splitlines()
+        assert {"listen_tls = 1", "listen_tcp = 0", 'tls_port = "16514"',
+                'auth_unix_rw = "none"'} <= set(conf)
         context = ssl.create_default_context(cafile=str(pki / "CA" / "cacert.pem"))
         context.load_cert_chain(pki / "client" / "clientcert.pem",
                                 pki / "client" / "clientkey.pem")
