@@ -4,25 +4,36 @@ same grants by `podman run`, Quadlet, the plain unit and Ignition from one Conta
 
 from __future__ import annotations
 
+import base64
 import json
 import shlex
+import shutil
 import subprocess
+import urllib.parse
 import uuid
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from monoimage.errors import RecipeError
+from monoimage.cli import main
+from monoimage.errors import RecipeError, UserError
 from monoimage.hosts.ignition import host_bundle
 from monoimage.hosts.quadlet import QUADLET_KEY_SINCE, render_quadlet
 from monoimage.hosts.spec import host_spec
 from monoimage.hosts.systemd import systemd_run_command
 from monoimage.init.table import parse_table
+from monoimage.pipeline.boot import boot_spec, check_needs
 from monoimage.plan.image_config import golden_image_config
 from monoimage.plan.image_facts import runtime_from_labels
-from monoimage.plan.run_profile import container_spec, podman_run_args, podman_run_options
+from monoimage.plan.run_profile import (
+    container_spec,
+    podman_run_args,
+    podman_run_options,
+    unmet_needs,
+)
 from monoimage.plan.service_table import service_table_text
 from monoimage.recipe.load import load_recipe
 from monoimage.recipe.model import HostMount, Runtime
@@ -334,3 +345,91 @@ def test_edge_computes_services_need_only_what_its_runtime_grants():
     needs = {s.name: s.needs for s in recipe.services if s.needs}
     assert needs == {"iscsid": ("network=host",), "nova-libvirt": ("device=/dev/kvm",),
                      "openvswitch-vswitchd": ("device=/dev/net/tun",)}
+
+
+# --- boot's own check, and the artefacts beside the spec boot runs -------------------------
+
+def test_boot_names_the_service_whose_need_the_profile_does_not_grant():
+    """A recipe value that bypassed the load check (or an image whose labels lost a grant):
+    boot refuses before podman runs, naming the service and the grant."""
+    recipe = load_recipe(RECIPES / "edge-compute.yaml")
+    bare = replace(recipe, runtime=replace(recipe.runtime, network="private"))
+    spec = boot_spec(bare, image="localhost/x:y", name="x", profile="small-host")
+    assert unmet_needs(bare, spec) == (("iscsid", "network=host"),)
+    with pytest.raises(UserError) as refused:
+        check_needs(bare, spec)
+    assert str(refused.value) == ("localhost/x:y: iscsid needs network=host, which the run "
+                                  "profile small-host does not grant: give it in the recipe's "
+                                  "runtime: (runtime.network: host)")
+    no_kvm = replace(recipe, runtime=replace(recipe.runtime, devices=("/dev/net/tun",)))
+    spec = boot_spec(no_kvm, image="localhost/x:y", name="x", profile="default")
+    assert unmet_needs(no_kvm, spec) == (("nova-libvirt", "device=/dev/kvm"),)
+    check_needs(recipe, boot_spec(recipe, image="i", name="x", profile="small-host"))
+
+
+def test_the_needs_travel_in_the_table_and_come_back_from_the_image():
+    recipe = load_recipe(RECIPES / "edge-compute.yaml")
+    table = parse_table(service_table_text(recipe), "services.py")
+    assert {s.name: s.needs for s in table.services if s.needs} == {
+        s.name: s.needs for s in recipe.services if s.needs}
+    lite = load_recipe(RECIPES / "edge-lite.yaml")
+    assert "needs" not in service_table_text(lite)     # edge-lite's table stays as it was
+
+
+GRANT_FLAGS = (*HOST_FLAGS, "--cap-drop", "--cap-add")
+
+
+def grant_options(options: Counter[tuple[str, ...]]) -> Counter[tuple[str, ...]]:
+    """The options that grant something of the host: namespaces, devices, capabilities,
+    sysctls, and volumes whose source is a host path."""
+    return Counter({o: n for o, n in options.items()
+                    if o[0] in GRANT_FLAGS or (o[0] == "--volume" and o[1].startswith("/")
+                                               and ":" in o[1])})
+
+
+def argv_options(argv: list[str]) -> Counter[tuple[str, ...]]:
+    options: Counter[tuple[str, ...]] = Counter()
+    for i, arg in enumerate(argv):
+        if arg == "--privileged":
+            options[(arg,)] += 1
+        elif arg in (*GRANT_FLAGS, "--volume") and i + 1 < len(argv):
+            options[(arg, argv[i + 1])] += 1
+    return options
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("which", ["recipe", "with-host-mounts"])
+def test_host_artefacts_carry_the_grants_of_the_spec_boot_runs(tmp_path, which):
+    """`monoimage host --format all` (Quadlet, plain unit, Ignition) against the spec that
+    `boot` hands podman for the same recipe: the same grants, option for option."""
+    path = RECIPES / "edge-compute.yaml"
+    if which == "with-host-mounts":   # the TLS certificates of docs/boot.md, and more grants
+        text = path.read_text().replace("  network: host\n", "  network: host\n  host_mounts:\n"
+                                        "    - {source: /srv/pki, target: /etc/pki, "
+                                        "read_only: true}\n  pid: host\n")
+        path = tmp_path / "edge-compute.yaml"
+        path.write_text(text)
+        shutil.copytree(RECIPES / "services", tmp_path / "services")
+    recipe = load_recipe(path)
+    booted = grant_options(Counter(podman_run_options(
+        boot_spec(recipe, image=recipe.reference, name="edge-compute", profile="small-host"))))
+    assert ("--network", "host") in booted and ("--device", "/dev/kvm") in booted
+    assert (("--volume", "/srv/pki:/etc/pki:ro") in booted) == (which != "recipe")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["host", str(path), "--format", "all", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    quadlet = (out / "edge-compute.container").read_text()
+    assert grant_options(compute_quadlet_options(quadlet)[0]) == booted
+    unit = (out / "edge-compute-podman.service").read_text()
+    exec_start = dict(unit_sections(unit)["Service"])["ExecStart"]
+    assert grant_options(argv_options(shlex.split(exec_start))) == booted
+    ignition = json.loads((out / "edge-compute.ign").read_text())
+    sources = [f["contents"]["source"] for f in ignition["storage"]["files"]
+               if f["path"].endswith(".container")]
+    assert [data_url_text(s) for s in sources] == [quadlet]
+
+
+def data_url_text(url: str) -> str:
+    head, _, data = url.partition(",")
+    return (base64.b64decode(data) if head.endswith(";base64") else
+            urllib.parse.unquote_to_bytes(data)).decode()

@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("--tcp", type=int, help="listen on this port once ready")
     parser.add_argument("--unix", help="listen on this unix socket once ready")
     parser.add_argument("--touch", help="create this file once ready")
+    parser.add_argument("--ready-line", help="write this stderr line once ready")
     parser.add_argument("--ignore-term", action="store_true")
     parser.add_argument("--stop-delay", type=float, default=0.0)
     parser.add_argument("--exit", type=int, help="exit with this code after --after seconds")
@@ -98,6 +99,8 @@ def main() -> None:
         keep.append(server)
     if args.touch:
         open(args.touch, "w").close()
+    if args.ready_line:
+        print(args.ready_line, file=sys.stderr, flush=True)
     event("ready")
     if args.flood:
         line = b"flood " + b"x" * 200 + b"\n"

@@ -13,17 +13,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("kind", ["tcp", "unix", "file", "command"])
+CONNECTED = "Connected to AMQP server on 127.0.0.1:5672 via [amqp] client with port 40610."
+
+
+@pytest.mark.parametrize("kind", ["tcp", "unix", "file", "command", "log"])
 def test_dependent_starts_only_after_the_dependency_probe_passes(start_init, tmp_path, kind):
     events = tmp_path / "events"
     port = free_port()
     path = str(tmp_path / "ready-here")
     ready_as = {"tcp": ["--tcp", str(port)], "unix": ["--unix", path],
-                "file": ["--touch", path], "command": ["--touch", path]}[kind]
+                "file": ["--touch", path], "command": ["--touch", path],
+                # oslo.messaging's line, on stderr after an earlier line that does not hold it
+                "log": ["--say", "Connecting to AMQP server on 127.0.0.1:5672",
+                        "--ready-line", CONNECTED]}[kind]
     exists = f"import os, sys; sys.exit(not os.path.exists({path!r}))"
     probe = {"tcp": {"kind": "tcp", "port": port}, "unix": {"kind": "unix", "path": path},
              "file": {"kind": "file", "path": path},
-             "command": {"kind": "command", "argv": [PY, "-c", exists]}}[kind]
+             "command": {"kind": "command", "argv": [PY, "-c", exists]},
+             "log": {"kind": "log", "text": "Connected to AMQP server on"}}[kind]
     probe.update(timeout=3600.0, interval=0.05)
     run = start_init(table(
         service("db", svc("db", "--delay", "0.4", *ready_as, events=events), ready=probe),

@@ -56,10 +56,11 @@ def test_the_issue_example_is_valid():
 @pytest.mark.parametrize(("entry", "message"), [
     ({"ready": {"kind": "tcp"}}, "services[0] (a).ready.port: a tcp probe needs a port"),
     ({"ready": {"kind": "https"}}, ("services[0] (a).ready.kind: expected one of tcp, http, "
-                                    "unix, file, command, none, got 'https'")),
+                                    "unix, file, command, log, none, got 'https'")),
     ({"ready": {"kind": "http"}}, "services[0] (a).ready.port: an http probe needs a port"),
     ({"ready": {"kind": "unix"}}, "services[0] (a).ready.path: a unix probe needs a path"),
     ({"ready": {"kind": "command"}}, "services[0] (a).ready.argv: a command probe needs an argv"),
+    ({"ready": {"kind": "log"}}, "services[0] (a).ready.text: a log probe needs a text"),
     ({"stop_signal": "SIGNOPE"}, "services[0] (a).stop_signal: 'SIGNOPE' is not a signal name"),
     ({"stop_timeout": 0}, "services[0] (a).stop_timeout: expected a number > 0, got 0"),
     ({"critical": 1}, "services[0] (a).critical: expected True or False, got 1"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import click
@@ -14,6 +15,7 @@ from rich.table import Table
 from monoimage.cli.arguments import image_argument
 from monoimage.cli.progress import interruptible
 from monoimage.pipeline.boot import BootReport, boot
+from monoimage.pipeline.control_plane import boot_with_standin
 from monoimage.plan.run_profile import PROFILES
 from monoimage.recipe.load import load_recipe
 
@@ -27,15 +29,22 @@ from monoimage.recipe.load import load_recipe
               help="small-host: read-only root, tmpfs /run and /tmp, memory and pids caps, "
                    "only the declared capabilities; default: a writable root, podman's capabilities, "
                    "no memory or pids caps (tmpfs, ulimits, health check, stop timeout stay).")
-@click.option("--timeout", type=click.FloatRange(min=1), default=120.0, show_default=True,
-              help="Seconds to wait for monoimage-init health.")
+@click.option("--timeout", type=click.FloatRange(min=1),
+              help="Seconds to wait for monoimage-init health (default 120, or the image's "
+                   "health-check start period when longer).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--keep", is_flag=True, help="Leave the container running after the report.")
 @click.option("--site", "site", multiple=True, metavar="NAME=VALUE",
               help="A site value for the boot (repeatable); MONOIMAGE_SITE_<NAME> in the "
                    "environment also gives one. Required for values without a default.")
-def boot_command(image: str, recipe: Path | None, profile: str, timeout: float, as_json: bool,
-                 keep: bool, site: tuple[str, ...]) -> None:
+@click.option("--control-plane", type=click.Choice(["standin"]),
+              help="Boot against a stand-in control plane in its own container: RabbitMQ, "
+                   "built from control-plane-standin.yaml beside --recipe (cached), its "
+                   "transport URL given as the site value transport_url; removed afterwards "
+                   "(kept with --keep).")
+def boot_command(image: str, recipe: Path | None, profile: str, timeout: float | None,
+                 as_json: bool,
+                 keep: bool, site: tuple[str, ...], control_plane: str | None) -> None:
     """Boot IMAGE, wait until every service is healthy, probe each from the host, stop it.
 
     Exits 0 only if every service was ready, answered from the host, and the container
@@ -50,10 +59,11 @@ def boot_command(image: str, recipe: Path | None, profile: str, timeout: float, 
     loaded = load_recipe(recipe) if recipe is not None else None
     with interruptible("boot interrupted: the container was removed"), \
             console.status(f"booting {image}") as status:
-        report = boot(image, loaded, profile=profile, timeout=timeout,  # type: ignore[arg-type]
-                      keep=keep, recipe_from=f"recipe {recipe}" if recipe else "image",
-                      site=given,
-                      progress=lambda text: status.update(text))
+        runner = boot if control_plane is None else partial(boot_with_standin, recipe_path=recipe)
+        report = runner(image, loaded, profile=profile, timeout=timeout,  # type: ignore[arg-type]
+                        keep=keep, recipe_from=f"recipe {recipe}" if recipe else "image",
+                        site=given,
+                        progress=lambda text: status.update(text))
     if as_json:
         click.echo(json.dumps(report_json(report), indent=2))
     else:

@@ -80,12 +80,15 @@ def quote_argv(argv: tuple[str, ...] | list[str]) -> str:
 class OutputStream:
     """One pipe from a service (its stdout or its stderr) to init's own fd 1 or 2."""
 
-    def __init__(self, fd: int, prefix: bytes, target: int, owner: object = None) -> None:
+    def __init__(self, fd: int, prefix: bytes, target: int, owner: object = None,
+                 watch: bytes = b"") -> None:
         self.fd = fd
         self.owner = owner   # whose output it is (the supervisor's business)
         self.prefix = prefix
         self.target = target
         self.buffer = LineBuffer()
+        self.watch = watch        # a `log` probe's text: `seen` once a line holds it
+        self.seen = False
 
     def fileno(self) -> int:
         return self.fd
@@ -106,5 +109,7 @@ class OutputStream:
 
     def emit(self, lines: list[bytes]) -> None:
         """Write `lines` prefixed, in one write."""
+        if self.watch and not self.seen:
+            self.seen = any(self.watch in line for line in lines)
         if lines:
             CONTAINER_LOG.write(self.target, prefixed(self.prefix, lines))

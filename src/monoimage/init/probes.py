@@ -7,6 +7,8 @@ child process whose exit status the loop's reaper hands over (`CommandAttempt`).
 Kinds: tcp (connect to host:port), http (GET host:port/path answers the status; httpprobe.py,
 imported only for it), unix (connect to a stream or datagram socket), file (path
 exists), command (argv exits 0; run as root, output discarded), none (ready once started).
+A `log` probe (a line of the service's own output holds a text) needs no attempt: the
+supervisor asks the service's output streams (`OutputStream.seen`).
 """
 
 import _signal

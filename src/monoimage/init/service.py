@@ -5,6 +5,7 @@ import os
 
 from .accounts import Account
 from .control import Record
+from .logs import OutputStream
 from .probes import Attempt
 from .table import Service
 
@@ -45,6 +46,7 @@ class ServiceRun:
         self.probe_deadline = 0.0
         self.next_probe_at = 0.0
         self.attempt: Attempt | None = None
+        self.output: list[OutputStream] = []   # the current process's stdout and stderr
         self.not_ready = False              # killed because its probe timed out
         self.stop_deadline: float | None = None
         self.last_exit: str | None = None

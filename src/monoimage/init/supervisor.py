@@ -216,10 +216,13 @@ class Supervisor:
         run.pid = pid
         self.service_pids[pid] = run
         prefix = f"{run.name} | ".encode()
+        watch = (spec.ready.text or "").encode() if spec.ready.kind == "log" else b""
+        run.output = []
         for fd, target in ((out_read, 1), (err_read, 2)):
             os.set_blocking(fd, False)
-            stream = OutputStream(fd, prefix, target, owner=run)
+            stream = OutputStream(fd, prefix, target, owner=run, watch=watch)
             self.streams.append(stream)
+            run.output.append(stream)
             self.selector.register(stream, EVENT_READ, self._on_output)
         run.started_at = now
         run.ready_since = None
@@ -246,7 +249,8 @@ class Supervisor:
             self._cancel_probe(run)   # no answer in time (http): a fresh attempt
         elif attempt is not None or now < run.next_probe_at:
             return
-        result = start_attempt(run.spec.ready, run.env, run.spec.workdir)
+        result = (any(s.seen for s in run.output) if run.spec.ready.kind == "log"
+                  else start_attempt(run.spec.ready, run.env, run.spec.workdir))
         if result is True:
             self._ready(run, now)
         elif result is False:

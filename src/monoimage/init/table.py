@@ -40,7 +40,7 @@ def is_http_path(text: str) -> bool:
     return text.startswith("/") and all("\x21" <= char <= "\x7e" for char in text)
 
 
-READY_KINDS = ("tcp", "http", "unix", "file", "command", "none")
+READY_KINDS = ("tcp", "http", "unix", "file", "command", "log", "none")
 RESTART_POLICIES = ("always", "on-failure", "never")
 
 
@@ -79,6 +79,7 @@ class Ready(NamedTuple):
     timeout: float
     interval: float
     status: int = 200          # http: the status the GET of `path` must answer
+    text: str | None = None     # a log probe: the text a line of the service's output holds
 
 
 class Restart(NamedTuple):
@@ -107,6 +108,7 @@ class Service(NamedTuple):
     critical: bool
     reload_signal: int | None
     condition: tuple[str, ...] = ()   # paths that must exist, else the service is skipped
+    needs: tuple[str, ...] = ()       # host grants (`network=host`): for boot's check only
 
 
 class Table(NamedTuple):
@@ -127,11 +129,11 @@ SERVICE_DEFAULTS: "dict[str, Any]" = {
     "user": "root", "group": None, "env": {}, "workdir": "/", "depends_on": [],
     "runtime_dirs": [], "templates": [], "commands": [], "ready": None, "restart": None,
     "stop_signal": "SIGTERM", "stop_timeout": 10.0, "critical": True, "reload_signal": "SIGHUP",
-    "condition": [],
+    "condition": [], "needs": [],
 }
 READY_DEFAULTS: "dict[str, Any]" = {
     "kind": "none", "host": "127.0.0.1", "port": None, "path": None, "argv": None,
-    "timeout": 30.0, "interval": 0.1, "status": 200,
+    "text": None, "timeout": 30.0, "interval": 0.1, "status": 200,
 }
 RESTART_DEFAULTS: "dict[str, Any]" = {
     "policy": "always", "backoff_initial": 0.5, "backoff_max": 30.0, "max_restarts": 5,
@@ -234,6 +236,7 @@ def _service(data: object, where: str, earlier: list[str]) -> Service:
                        else _signal(reload_signal, f"{where}.reload_signal")),
         condition=tuple(_absolute(p, f"{where}.condition")
                         for p in _list(entry["condition"], f"{where}.condition")),
+        needs=tuple(_string(n, f"{where}.needs") for n in _list(entry["needs"], f"{where}.needs")),
     )
 
 
@@ -290,9 +293,12 @@ def _ready(data: object, where: str) -> Ready:
     argv = None if entry["argv"] is None else _argv(entry["argv"], f"{where}.argv")
     if kind == "command" and argv is None:
         raise TableError(f"{where}.argv: a command probe needs an argv")
+    text = _optional_string(entry["text"], f"{where}.text")
+    if kind == "log" and not text:
+        raise TableError(f"{where}.text: a log probe needs a text")
     return Ready(kind, _string(entry["host"], f"{where}.host"), port, path, argv,
                  _positive(entry["timeout"], f"{where}.timeout"),
-                 _positive(entry["interval"], f"{where}.interval"), status)
+                 _positive(entry["interval"], f"{where}.interval"), status, text)
 
 
 def _restart(data: object, where: str) -> Restart:

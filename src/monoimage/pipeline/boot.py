@@ -29,12 +29,19 @@ from monoimage.errors import UserError
 from monoimage.image import SITE_ENV_PREFIX, STATUS_CMD, TABLE_PATH
 from monoimage.pipeline.host_probes import HostProbe, probe_from_host
 from monoimage.plan.image_facts import recipe_from_image
-from monoimage.plan.run_profile import ContainerSpec, ProfileName, container_spec, podman_run_args
+from monoimage.plan.run_profile import (
+    ContainerSpec,
+    ProfileName,
+    container_spec,
+    podman_run_args,
+    unmet_needs,
+)
 from monoimage.recipe.limits import MAX_TEXT, text_problem
 from monoimage.recipe.model import Recipe
 from monoimage.tools import podman
 
 POLL = 0.1                    # seconds between health checks
+TIMEOUT = 120.0               # seconds to wait for health, unless the image allows for more
 
 @dataclass(frozen=True)
 class ServiceStatus:
@@ -77,14 +84,16 @@ class BootReport:
 
 
 def boot(image: str, recipe: Recipe | None = None, *, profile: ProfileName = "small-host",
-         timeout: float = 120.0, keep: bool = False, name: str | None = None,
+         timeout: float | None = None, keep: bool = False, name: str | None = None,
          recipe_from: str = "image", site: Mapping[str, str] | None = None,
          environ: Mapping[str, str] | None = None,
          progress: Callable[[str], None] = lambda _: None) -> BootReport:
     """Boot `image` under `profile` and report; `recipe` None reads the facts from the image.
 
     `site` (from `--site NAME=VALUE`) and `MONOIMAGE_SITE_<NAME>` in `environ` give site
-    values; a value the image has no default for (a secret) must come from one of them."""
+    values; a value the image has no default for (a secret) must come from one of them.
+    `timeout` None: TIMEOUT, or the health check's start period (every readiness timeout,
+    capped) when longer."""
     inspect = podman.image_inspect(image)
     notes: list[str] = []
     if recipe is None:
@@ -97,10 +106,10 @@ def boot(image: str, recipe: Recipe | None = None, *, profile: ProfileName = "sm
         env_file.touch(mode=0o600)
         env_file.write_text("".join(f"{SITE_ENV_PREFIX}{k.upper()}={v}\n"
                                     for k, v in values.items()), encoding="utf-8")
-        spec = container_spec(recipe, image=image, name=name, profile=profile, ephemeral=True,
-                              host_ip="127.0.0.1", random_host_ports=True,
-                              env_files=(str(env_file),) if values else ())
-        check_host_grants(spec)
+        spec = boot_spec(recipe, image=image, name=name, profile=profile,
+                         env_files=(str(env_file),) if values else ())
+        check_needs(recipe, spec)
+        check_host_grants(spec, recipe)
         if spec.network == "host" and recipe.ports:
             notes.append("on the host's network: the services listen on the host's own "
                          f"ports ({', '.join(map(str, recipe.ports))}); nothing is published")
@@ -110,7 +119,8 @@ def boot(image: str, recipe: Recipe | None = None, *, profile: ProfileName = "sm
         try:
             podman.run_detached(podman_run_args(spec))
             shutil.rmtree(private, ignore_errors=True)  # podman has read it: no copy stays
-            return _observe(spec, recipe, started, began, timeout, keep, recipe_from, notes,
+            wait = timeout if timeout is not None else max(TIMEOUT, spec.health.start_period)
+            return _observe(spec, recipe, started, began, wait, keep, recipe_from, notes,
                             progress)
         finally:
             if not keep:
@@ -119,13 +129,43 @@ def boot(image: str, recipe: Recipe | None = None, *, profile: ProfileName = "sm
         shutil.rmtree(private, ignore_errors=True)
 
 
-def check_host_grants(spec: ContainerSpec) -> None:
+def boot_spec(recipe: Recipe, *, image: str, name: str, profile: ProfileName,
+              env_files: tuple[str, ...] = ()) -> ContainerSpec:
+    """The spec boot runs: the host's own (`host_spec`) but with anonymous state volumes and
+    every port on a free loopback port; the same grants."""
+    return container_spec(recipe, image=image, name=name, profile=profile, ephemeral=True,
+                          host_ip="127.0.0.1", random_host_ports=True, env_files=env_files)
+
+
+def check_needs(recipe: Recipe, spec: ContainerSpec) -> None:
+    """A UserError, before anything starts, naming the first service whose needs the run
+    profile does not grant (the service would fail at start, or be skipped, with less to say)."""
+    unmet = unmet_needs(recipe, spec)
+    if unmet:
+        service, need = unmet[0]
+        others = f" (and {len(unmet) - 1} more)" if len(unmet) > 1 else ""
+        raise UserError(f"{spec.image}: {service} needs {need}, which the run profile "
+                        f"{spec.profile} does not grant{others}: give it in the recipe's "
+                        f"runtime: ({_runtime_key(need)})")
+
+
+def _runtime_key(need: str) -> str:
+    word = need.partition("=")[0]
+    return {"device": "runtime.devices", "privileged": "runtime.privileged"}.get(
+        word, f"runtime.{word}: host")
+
+
+def check_host_grants(spec: ContainerSpec, recipe: Recipe) -> None:
     """A UserError, before anything starts, when the spec grants a device or mounts a host path
-    this host does not have (podman would fail on it with less to say)."""
+    this host does not have (podman would fail on it with less to say), naming the services
+    that need the device."""
     for device in spec.devices:
         if not os.path.exists(device):
+            users = [s.name for s in recipe.services if f"device={device}" in s.needs]
+            needed = f", needed by {', '.join(users)}" if users else ""
             raise UserError(f"{spec.image}: the run profile gives the container the device "
-                            f"{device}, which this host does not have (runtime.devices)")
+                            f"{device}{needed}, which this host does not have "
+                            f"(runtime.devices)")
     for mount in spec.host_mounts:
         if not os.path.exists(mount.source):
             raise UserError(f"{spec.image}: the run profile mounts the host's {mount.source} "

@@ -57,9 +57,10 @@ def recipe_from_image(image: str, inspect: dict[str, Any], table_text: str
             name=entry.name, source=image, depends_on=entry.depends_on,
             stop_timeout=entry.stop_timeout,
             ready=Probe(kind=ready.kind, port=ready.port, host=ready.host,  # type: ignore[arg-type]
-                        path=ready.path, timeout=ready.timeout, interval=ready.interval,
+                        path=ready.path, text=ready.text, timeout=ready.timeout,
+                        interval=ready.interval,
                         status=ready.status if ready.kind == "http" else None),
-            ports=owners.get(entry.name, ()),
+            ports=owners.get(entry.name, ()), needs=entry.needs,
             # The image records the union of capabilities and volumes: the first service
             # carries them, which is all the run profile looks at.
             capabilities=tuple(c for c in labels.get(LABEL_CAPABILITIES, "").split(",") if c)

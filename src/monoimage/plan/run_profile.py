@@ -224,6 +224,21 @@ def container_spec(recipe: Recipe, *, image: str | None = None, name: str | None
     )
 
 
+def spec_grants(spec: ContainerSpec) -> tuple[str, ...]:
+    """What `spec` grants, as `Runtime.grants` words (the words a service's `needs:` uses)."""
+    words = [f"{ns}=host" for ns in ("network", "pid", "ipc") if getattr(spec, ns) == "host"]
+    words += ["privileged"] if spec.privileged else []
+    words += [f"device={d}" for d in spec.devices]
+    return tuple(words)
+
+
+def unmet_needs(recipe: Recipe, spec: ContainerSpec) -> tuple[tuple[str, str], ...]:
+    """(service, need) for each grant a service needs that `spec` does not give."""
+    granted = set(spec_grants(spec))
+    return tuple((s.name, need) for s in recipe.services for need in s.needs
+                 if need not in granted)
+
+
 def capabilities(recipe: Recipe) -> tuple[str, ...]:
     """The recipe's declared capabilities plus the init's own, as sorted `CAP_*` names."""
     names = {c.upper().removeprefix("CAP_") for c in recipe.capabilities}

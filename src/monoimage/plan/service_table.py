@@ -42,7 +42,8 @@ def _service(service: Service) -> dict[str, Any]:
     # a condition only when there is one: the table (and the image) of a recipe without
     # any stays byte for byte what it was
     condition = {"condition": list(service.condition)} if service.condition else {}
-    return condition | _entry(service)
+    needs = {"needs": list(service.needs)} if service.needs else {}
+    return condition | needs | _entry(service)
 
 
 def _entry(service: Service) -> dict[str, Any]:
@@ -65,8 +66,10 @@ def _entry(service: Service) -> dict[str, Any]:
         "ready": {"kind": ready.kind, "host": ready.host, "port": ready.port,
                   "path": ready.path,
                   "argv": None if ready.argv is None else list(ready.argv),
+                  # a log probe's text only when there is one, the status only for http:
+                  # every other table stays byte for byte what it was
+                  **({"text": ready.text} if ready.text is not None else {}),
                   "timeout": ready.timeout, "interval": ready.interval,
-                  # only for http: every other table stays byte for byte what it was
                   **({"status": ready.status} if ready.kind == "http" else {})},
         "restart": {"policy": restart.policy, "backoff_initial": restart.backoff_initial,
                     "backoff_max": restart.backoff_max, "max_restarts": restart.max_restarts,

@@ -12,7 +12,7 @@ from typing import Literal
 from monoimage.recipe.settings import default
 from monoimage.recipe.versions import Constraint, Family
 
-ProbeKind = Literal["tcp", "http", "unix", "file", "command", "none"]
+ProbeKind = Literal["tcp", "http", "unix", "file", "command", "log", "none"]
 RestartKind = Literal["always", "on-failure", "never"]
 LayeringPolicy = Literal["single", "packages"]
 LayeringUpdates = Literal["layers", "delta"]
@@ -65,7 +65,7 @@ class ConfigCommand:
 @dataclass(frozen=True)
 class Probe:
     """How to tell a service is ready: a tcp port, an HTTP GET (`path` on `port`, answering
-    `status`), a unix socket, a file, or a command."""
+    `status`), a unix socket, a file, a command, or a line of its own output."""
 
     kind: ProbeKind = "none"
     port: int | None = None
@@ -73,6 +73,7 @@ class Probe:
     path: str | None = None
     status: int | None = None         # http: the status the GET must answer
     argv: tuple[str, ...] | None = None
+    text: str | None = None      # a log probe: a line of the service's output holds it
     timeout: float = default("ready.timeout")
     interval: float = default("ready.interval")
 

@@ -182,7 +182,7 @@ def _argv(fields: Fields, key: str) -> tuple[str, ...]:
 
 
 def _probe(fields: Fields) -> Probe:
-    kinds = [k for k in ("tcp", "http", "unix", "file", "command") if fields.has(k)]
+    kinds = [k for k in ("tcp", "http", "unix", "file", "command", "log") if fields.has(k)]
     timeout = fields.number("timeout")
     interval = fields.number("interval")
     if len(kinds) > 1:
@@ -207,6 +207,11 @@ def _probe(fields: Fields) -> Probe:
     elif kind == "command":
         probe = Probe(kind="command", argv=_argv(fields, "command"), timeout=timeout,
                       interval=interval)
+    elif kind == "log":
+        text = fields.text("log", required=True)
+        if not text.strip():
+            raise fields.error("log", "give the text a line of the service's output holds")
+        probe = Probe(kind="log", text=text, timeout=timeout, interval=interval)
     else:
         probe = Probe(kind=kind, path=read_path(fields, kind, required=True),  # type: ignore[arg-type]
                       timeout=timeout, interval=interval)

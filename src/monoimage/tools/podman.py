@@ -21,10 +21,10 @@ class PodmanError(UserError):
     """A podman command failed; the message holds the command and podman's own last line."""
 
 
-def call(*args: str, timeout: float | None = None) -> Completed:
-    """Run `podman ARGS…` to its end, whatever its exit code."""
+def call(*args: str, timeout: float | None = None, input: str | None = None) -> Completed:
+    """Run `podman ARGS…` to its end, whatever its exit code (`input` on its stdin)."""
     try:
-        return run(["podman", *args], check=False, timeout=timeout)
+        return run(["podman", *args], check=False, timeout=timeout, input=input)
     except ToolTimeout:
         raise PodmanError(f"podman {' '.join(args[:2])}: no answer within {timeout:g} s") \
             from None
@@ -89,8 +89,12 @@ def healthcheck(name: str) -> Completed:
     return call("healthcheck", "run", name, timeout=60)
 
 
-def exec_in(name: str, *argv: str, timeout: float = 30) -> Completed:
-    return call("exec", name, *argv, timeout=timeout)
+def exec_in(name: str, *argv: str, timeout: float = 30, options: tuple[str, ...] = (),
+            input: str | None = None) -> Completed:
+    """`podman exec [OPTIONS] NAME ARGV…`; `input` goes to the command's stdin (a secret
+    stays off every argv)."""
+    interactive = ("--interactive",) if input is not None else ()
+    return call("exec", *interactive, *options, name, *argv, timeout=timeout, input=input)
 
 
 def processes(name: str) -> list[dict[str, str]]:
