@@ -52,7 +52,7 @@ def test_signal_names_are_those_of_signal_signals():
 
 def test_records_behave_as_typing_namedtuples():
     ready = Ready("tcp", "127.0.0.1", 80, None, None, 30.0, 0.1)
-    assert ready == ("tcp", "127.0.0.1", 80, None, None, 30.0, 0.1, 200)   # status: its default
+    assert ready == ("tcp", "127.0.0.1", 80, None, None, 30.0, 0.1, 200, None)   # defaults
     assert isinstance(ready, tuple)
     assert ready.port == ready[2] == 80 and Ready._fields[0] == "kind"
     assert ready._replace(port=81).port == 81 and ready.port == 80
