@@ -132,8 +132,7 @@ def breakdown(console: Console, recipe: Recipe, resolution: Resolution, golden: 
         f"{mono / kolla:.3f}×; kolla-style's {(kolla - mono) / 1e6:,.1f} MB more: packages "
         f"shipped by several of its images {shipped_again / 1e6:,.1f} MB, packages the golden "
         f"image does not hold {not_in_golden / 1e6:,.1f} MB, the package database its "
-        f"children rewrite {databases / 1e6:,.1f} MB, the rest (the golden image's larger "
-        f"package database, init and metadata layers; manifests) "
+        f"children rewrite {databases / 1e6:,.1f} MB, the rest (init layer, manifests) "
         f"{(kolla - mono - shipped_again - not_in_golden - databases) / 1e6:,.1f} MB; "
         f"0.5× needs kolla-style ≥ {2 * mono / 1e6:,.1f} MB or the golden image ≤ "
         f"{kolla / 2e6:,.1f} MB")
