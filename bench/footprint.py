@@ -218,6 +218,8 @@ def print_matrix(console: Console, case: Case, kind: str, layered: FootprintRun,
     console.print(table)
     for line in target_lines(rows, kolla_day2, floor):
         console.print(f"  {line}")
+    if delta.delta_chain is not None:  # what the delta's wire savings cost the site's disk
+        console.print(f"  delta chain: {delta.delta_chain.line()}")
 
 
 def target_lines(rows: list[Row], kolla_day2: int, floor: int) -> list[str]:

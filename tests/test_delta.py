@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monoimage.plan.delta import Entry, compaction_reason, diff_trees
+from monoimage.plan.delta import Entry, chain_cost, compaction_reason, diff_trees
 from monoimage.recipe.model import Layering
 
 
@@ -52,3 +52,24 @@ def test_the_chain_compacts_past_its_length_or_its_shadowed_share() -> None:
         layering, deltas=4, shadowed_bytes=0, image_bytes=100)
     assert "hide 26% of the image's bytes" in compaction_reason(
         layering, deltas=1, shadowed_bytes=26, image_bytes=100)
+
+
+def test_the_chain_cost_says_what_the_site_keeps_on_disk_and_when_it_compacts() -> None:
+    layering = Layering("packages", max_deltas=8, max_shadowed=0.25)
+    cost = chain_cost(layering, 1, 508_941, 190_000_000)
+    assert (cost.deltas_left, cost.shadowed_left) == (7, 47_500_000 - 508_941)
+    assert cost.line() == (
+        "1 delta layer (compacts past 8); they hide 0.5 MB of older files on the site's disk "
+        "(0.3% of the image; compacts past 25%); next compaction: the build after 7 more "
+        "deltas, or sooner once the chain hides 47.0 MB more")
+    assert cost.as_json() == {
+        "deltas": 1, "max_deltas": 8, "shadowed_bytes": 508_941, "image_bytes": 190_000_000,
+        "shadowed_share": 0.002679, "max_shadowed": 0.25, "deltas_left": 7,
+        "shadowed_bytes_left": 46_991_059}
+    # the numbers agree with compaction_reason: the chain compacts when either runs out
+    last = chain_cost(layering, 8, 10, 100)
+    assert last.deltas_left == 0 and "after 0 more deltas" in last.next_compaction()
+    assert compaction_reason(layering, deltas=9, shadowed_bytes=10, image_bytes=100)
+    full = chain_cost(layering, 2, 30, 100)
+    assert full.shadowed_left == 0
+    assert compaction_reason(layering, deltas=3, shadowed_bytes=30, image_bytes=100)

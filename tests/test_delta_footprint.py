@@ -10,8 +10,12 @@ from collections.abc import Iterator
 import pytest
 
 from footprint_support import make_dnf_repo, remove_images_named, write_dnf_recipe
+from monoimage.footprint.fleet import FleetParams
+from monoimage.footprint.report import footprint_json
+from monoimage.image import LABEL_LAYER_PLAN
 from monoimage.pipeline.footprint import FootprintOptions, FootprintRun, run_footprint
 from monoimage.plan.day2 import PackageUpdate
+from monoimage.plan.layer_record import parse_record
 from monoimage.recipe.load import load_recipe
 from monoimage.tools import buildah
 
@@ -62,3 +66,19 @@ def test_a_site_pulls_about_the_updated_package_and_far_less_than_kolla_style(
     assert mono.bytes <= 1.5 * package + 64 * 1024, (mono.bytes, package)
     # kolla-style re-pulls the library in both children that ship it, each with its database
     assert mono.bytes * 3 <= kolla.bytes
+
+
+def test_footprint_shows_the_disk_cost_of_the_delta_chain(run: FootprintRun) -> None:
+    chain = run.delta_chain
+    labels = buildah.inspect_image(run.updated_images[0].references[0])["OCIv1"]["config"][
+        "Labels"]
+    record = parse_record(labels[LABEL_LAYER_PLAN]).chain
+    assert chain is not None and (chain.deltas, chain.shadowed_bytes) == \
+        (record.deltas, record.shadowed_bytes) == (1, chain.shadowed_bytes)
+    assert chain.shadowed_bytes > 0  # day 1's libshared and rpm database, hidden below
+    assert (chain.max_deltas, chain.max_shadowed, chain.deltas_left) == (8, 0.5, 7)
+    figures = {f.name: f.day2 for f in run.report.strategies}
+    doc = footprint_json(run.facts(), FleetParams())["delta_chain"]
+    assert doc["shadowed_bytes"] == chain.shadowed_bytes
+    assert doc["day2_bytes"] == figures["monoimage"].bytes  # type: ignore[union-attr]
+    assert doc["single_day2_bytes"] == figures["monoimage-single"].bytes  # type: ignore[union-attr]

@@ -7,6 +7,7 @@ run whose check disagrees, in place of the pipeline (the one stand-in in this fi
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -28,6 +29,7 @@ from monoimage.footprint.figures import (
 )
 from monoimage.footprint.fleet import FleetParams, strategy_rollouts
 from monoimage.footprint.pull_check import PullCheck
+from monoimage.footprint.report import footprint_json
 from monoimage.pipeline.footprint import (
     FootprintOptions,
     FootprintRun,
@@ -35,9 +37,10 @@ from monoimage.pipeline.footprint import (
     StrategyImages,
 )
 from monoimage.plan.day2 import PackageUpdate, VersionChange
+from monoimage.plan.delta import chain_cost
 from monoimage.plan.resolution import Resolution, ResolvedPackage
 from monoimage.recipe.load import load_recipe
-from monoimage.recipe.model import Recipe
+from monoimage.recipe.model import Layering, Recipe
 from monoimage.recipe.versions import Family
 
 MB = 1_000_000
@@ -157,3 +160,21 @@ def test_a_pull_disagreement_exits_1(recipe_path: Path, tmp_path: Path,
     doc = json.loads(result.stdout)
     assert [v["agrees"] for v in doc["verification"]] == [True, False]
     assert json.loads((out / "footprint.json").read_text()) == doc   # written all the same
+
+
+def test_a_delta_day2_shows_the_chain_s_disk_cost_beside_the_wire(recipe_path: Path) -> None:
+    run = hand_made_run(load_recipe(recipe_path))
+    chain = chain_cost(Layering("packages", max_deltas=8, max_shadowed=0.25), 1, 2_000_000,
+                       300 * MB)
+    run = dataclasses.replace(run, updated_images=(
+        StrategyImages("monoimage", ("localhost/x:t-day2",), chain),))
+    text = " ".join(printed(run))  # rich wraps the long line at the console's width
+    assert ("delta chain of monoimage: day 2 pulls 4.0 MB; 1 delta layer (compacts past 8); "
+            "they hide 2.0 MB of older files on the site's disk (0.7% of the image; compacts "
+            "past 25%); next compaction: the build after 7 more deltas, or sooner once the "
+            "chain hides 73.0 MB more") in text
+    doc = footprint_json(run.facts(), FLEET)
+    assert doc["delta_chain"] == {**chain.as_json(), "day2_bytes": 4 * MB,
+                                  "single_day2_bytes": None}
+    assert footprint_json(hand_made_run(load_recipe(recipe_path)).facts(),
+                          FLEET)["delta_chain"] is None

@@ -148,7 +148,7 @@ def test_a_rebuild_under_the_same_tag_keeps_the_tagged_image_s_layers(day1: Day1
 
 @pytest.mark.parametrize("option", ["--previous", "--delta-from"])
 @pytest.mark.parametrize("case", ["missing", "not-monoimage", "single", "other-recipe",
-                                  "bad-reference"])
+                                  "other-distro", "bad-reference"])
 def test_a_previous_image_that_cannot_serve_stops_the_build_before_any_work(
         day1: Day1, tmp_path: Path, case: str, option: str) -> None:
     tag = unique_tag("rpm-keep-bad")
@@ -163,6 +163,17 @@ def test_a_previous_image_that_cannot_serve_stops_the_build_before_any_work(
     elif case == "single":
         previous = single_reference(day1.result.reference)
         squash_image(day1.result.reference, previous, timestamp=0)
+    elif case == "other-distro":  # this recipe's image, its record saying another distro
+        labels = buildah.inspect_image(day1.result.reference)["OCIv1"]["config"]["Labels"]
+        record = json.loads(labels[LABEL_LAYER_PLAN])
+        record["distro"] = "debian bookworm amd64 apt"
+        previous = unique_tag("rpm-keep-debian")
+        container = buildah.from_image(f"monoimage-test-{previous[-8:]}",
+                                       day1.result.reference)
+        buildah.buildah("config", "--label", f"{LABEL_LAYER_PLAN}={json.dumps(record)}",
+                        container)
+        buildah.commit(container, previous, timestamp=0)
+        buildah.remove_container(container)
     elif case == "other-recipe":
         other = tmp_path / "other"
         text = _recipe(other, day1.repo).read_text()
@@ -178,6 +189,8 @@ def test_a_previous_image_that_cannot_serve_stops_the_build_before_any_work(
                 "single": "without layers by package (layering: single)",
                 "other-recipe": "built from recipe 'monoimage-test-rpm-other', not "
                                 "'monoimage-test-rpm-keep'",
+                "other-distro": "built for debian bookworm amd64 apt, the recipe builds "
+                                "for fedora 39 x86_64 dnf",
                 "bad-reference": "is not an image reference"}[case]
     try:
         with pytest.raises(UserError) as error:
@@ -264,6 +277,27 @@ def test_the_delta_chain_compacts_at_its_length_and_says_so(day1: Day1, tmp_path
     assert "2 delta layers would pass layering.max_deltas (1)" in two.layer_note
     assert len(compacted) == len(base)  # layers by package again, the same plan
     libshared = next(i for i, x in enumerate(two.layers) if "libshared" in x.packages)
+    assert {i for i, (a, b) in enumerate(zip(base, compacted, strict=True)) if a != b} <= \
+        {libshared, len(base) - 2, len(base) - 1}
+
+
+def test_the_delta_chain_compacts_past_its_shadowed_share_and_says_so(day1: Day1,
+                                                                      tmp_path: Path) -> None:
+    repo = make_rpm_repo(tmp_path / "repo", [*EDGE_FIXTURE, BIG_LIBSHARED])
+    recipe = _recipe(tmp_path / "recipe", repo)
+    # libshared 1.3's delta hides 1.2's library and the rpm database: far past 0.1 % of the image
+    recipe.write_text(recipe.read_text()
+                      + "layering: {policy: packages, updates: delta, max_shadowed: 0.001}\n")
+    tag = unique_tag("rpm-shadow")
+    try:
+        built = _build(recipe, tag, tmp_path / "out", previous=day1.result.reference)
+        base, compacted = _diff_ids(day1.result.reference), _diff_ids(tag)
+    finally:
+        remove_images(tag)
+    assert built.delta is None and "compacted the delta chain" in built.layer_note
+    assert "past layering.max_shadowed (0.001)" in built.layer_note
+    assert len(compacted) == len(base)  # layers by package again, with day 1's plan
+    libshared = next(i for i, x in enumerate(built.layers) if "libshared" in x.packages)
     assert {i for i, (a, b) in enumerate(zip(base, compacted, strict=True)) if a != b} <= \
         {libshared, len(base) - 2, len(base) - 1}
 

@@ -15,12 +15,13 @@ import pytest
 from buildsupport import HELLO, TINY_IMAGE, leftovers, opened, remove_images, unique_tag
 from monoimage.errors import UserError
 from monoimage.pipeline.build import BuildOptions, build
-from monoimage.pipeline.install_init import add_service_table
+from monoimage.pipeline.install_init import add_service_table, is_init_path
 from monoimage.plan.service_table import template_target
 from monoimage.recipe.load import load_recipe
 from monoimage.tools import buildah
 from monoimage.tools.cache_dir import default_cache_dir
 from monoimage.tools.in_root import RootPathError, resolve_in_root, writable_path, write_text
+from monoimage.tools.skopeo import load_image
 from recipe_files import write_recipe
 
 MONOIMAGE = (sys.executable, "-c", "from monoimage.cli import main; main()")
@@ -90,6 +91,17 @@ def test_a_write_through_var_run_lands_in_the_images_run(tmp_path):
     assert (root / "run/new/x.conf").stat().st_mode & 0o777 == 0o640
 
 
+def test_a_template_link_under_var_run_is_in_the_init_layer_where_it_lands(tmp_path):
+    root = debian_like_root(tmp_path / "root")
+    recipe = load_recipe(_tiny(tmp_path / "recipe", _hello_with("/var/run/hello/x.conf")))
+    add_service_table(root, recipe)
+    in_init = is_init_path(recipe, root)
+    assert (root / "run/hello/x.conf").is_symlink()
+    assert in_init("/run/hello/x.conf")  # where the link is: /var/run is the image's /run
+    assert not in_init("/var/run") and not in_init("/run")  # the image's own link and folder
+    assert in_init("/etc/hello/index.html")  # hello's own template, under no link
+
+
 def test_a_template_dest_into_proc_names_its_recipe_key(tmp_path):
     recipe_path = _tiny(tmp_path / "recipe", _hello_with("/etc/mtab/x"))
     root = debian_like_root(tmp_path / "root")
@@ -134,6 +146,9 @@ def test_a_template_under_var_run_lands_in_the_images_run_not_the_hosts(tmp_path
             assert link.is_symlink()
             assert os.readlink(link) == template_target(dest)
             assert (root / "var/run").is_symlink()  # the image's own link is untouched
+        # layers by package: the link is in the init layer (the top), with the other template
+        top = load_image(tag, tmp_path / "oci").layers[-1]
+        assert f"run/{name}/escape.conf" in {f.path.strip("/") for f in top.files}
     finally:
         remove_images(tag)
         if os.path.lexists(host_run):

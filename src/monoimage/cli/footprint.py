@@ -24,6 +24,7 @@ from monoimage.cli.progress import interruptible, stage_reporter
 from monoimage.errors import UserError
 from monoimage.footprint.chart import footprint_chart
 from monoimage.footprint.estimate import Estimate
+from monoimage.footprint.figures import MONOIMAGE, MONOIMAGE_SINGLE, FootprintReport
 from monoimage.footprint.fleet import FleetFigures, FleetParams, StrategyRollout
 from monoimage.footprint.report import TOLERANCE, footprint_json
 from monoimage.pipeline.build import resolve, write_outputs
@@ -36,6 +37,7 @@ from monoimage.pipeline.footprint import (
 )
 from monoimage.plan.config_tools import ConfigTools, carried_by
 from monoimage.plan.day2 import PackageUpdate, Repository, parse_update
+from monoimage.plan.delta import ChainCost
 from monoimage.recipe.load import load_recipe
 from monoimage.recipe.model import DnfRepository, Recipe
 from monoimage.recipe.versions import Family
@@ -258,6 +260,9 @@ def print_footprint(console: Console, result: FootprintRun | Estimate,
         console.print(_config_tools_line(tools, [f.name for f in report.strategies]))
     if result.update is not None:
         _print_day2(console, result)
+    chain = result.facts().delta_chain
+    if chain is not None:
+        console.print(_chain_line(chain, report))
     if isinstance(result, FootprintRun) and result.checks:
         worst = max(c.relative_error for c in result.checks)
         mark = "[green]✓[/]" if worst <= TOLERANCE else "[red]✗[/]"
@@ -274,6 +279,15 @@ def _config_tools_line(tools: ConfigTools, strategies: Sequence[str]) -> str:
             f"installed, each one to patch): in {', '.join(carried) or 'no strategy'}"
             + (f"; left out of {', '.join(spared)}" if spared else "")
             + (f" ({tools.note()})" if tools.kept else ""))
+
+
+def _chain_line(chain: ChainCost, report: FootprintReport) -> str:
+    """The delta chain's disk cost beside what it saves on the wire."""
+    day2 = {f.name: f.day2.bytes for f in report.strategies if f.day2}
+    wire = f"day 2 pulls {_mb(day2.get(MONOIMAGE))} MB"
+    if MONOIMAGE_SINGLE in day2:
+        wire += f" ({MONOIMAGE_SINGLE} re-pulls {_mb(day2[MONOIMAGE_SINGLE])} MB)"
+    return f"delta chain of {MONOIMAGE}: {wire}; {chain.line()}"
 
 
 def _fleet_table(rollouts: Sequence[StrategyRollout], fleet: FleetParams) -> Table:

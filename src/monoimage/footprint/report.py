@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from monoimage.footprint.changes import ImageChange
-from monoimage.footprint.figures import FootprintReport, SitePull
+from monoimage.footprint.figures import MONOIMAGE, MONOIMAGE_SINGLE, FootprintReport, SitePull
 from monoimage.footprint.fleet import FleetFigures, FleetParams, StrategyRollout
 from monoimage.footprint.pull_check import PullCheck
 from monoimage.plan.config_tools import ConfigTools, cost_json
 from monoimage.plan.day2 import PackageUpdate, VersionChange
+from monoimage.plan.delta import ChainCost
 from monoimage.plan.update_impact import PackageImpact
 from monoimage.recipe.model import Recipe
 
@@ -41,6 +42,7 @@ class FootprintFacts:
     calibration: dict[str, object] | None = None  # an estimate's, as its as_json() gives
     impacts: tuple[PackageImpact, ...] = ()  # the version changes with who runs them
     config_tools: ConfigTools | None = None  # the recipe's config tools, per strategy
+    delta_chain: ChainCost | None = None  # day 2's golden image as a delta: its disk cost
 
     @property
     def mode(self) -> Literal["measured", "estimated"]:
@@ -71,6 +73,7 @@ def footprint_json(facts: FootprintFacts, fleet: FleetParams) -> dict[str, Any]:
             "changes": ([i.as_json() for i in facts.impacts] if facts.impacts else
                         [{"name": c.name, "before": c.before, "after": c.after}
                          for c in facts.version_changes])},
+        "delta_chain": _chain_json(facts),
     }
     for figures in facts.report.strategies:
         roll = rollouts[figures.name]
@@ -106,6 +109,17 @@ def footprint_json(facts: FootprintFacts, fleet: FleetParams) -> dict[str, Any]:
     else:
         doc["calibration"] = facts.calibration
     return doc
+
+
+def _chain_json(facts: FootprintFacts) -> dict[str, Any] | None:
+    """The delta chain's disk cost beside what it saves on the wire: day 2's bytes as a delta,
+    and what the single variant (a full re-pull) would have cost."""
+    chain = facts.delta_chain
+    if chain is None:
+        return None
+    day2 = {f.name: f.day2.bytes for f in facts.report.strategies if f.day2}
+    return {**chain.as_json(), "day2_bytes": day2.get(MONOIMAGE),
+            "single_day2_bytes": day2.get(MONOIMAGE_SINGLE)}
 
 
 def _pull_json(pull: SitePull) -> dict[str, int]:

@@ -173,7 +173,7 @@ def build(recipe: Recipe, options: BuildOptions, progress: Progress | None = Non
             note(f"{_mib(rootfs_bytes)} image root")
         with stages.stage("layers") as note:
             staged = StagedRoot(staging, root, recipe, resolution, tuple(installed),
-                                rootfs_bytes, is_init_path(recipe))
+                                rootfs_bytes, is_init_path(recipe, root))
             cut = cut_layers(staged, work, previous, delta=delta,
                              timestamp=options.source_date_epoch,
                              image_format=options.image_format)

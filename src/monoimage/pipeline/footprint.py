@@ -46,6 +46,7 @@ from monoimage.plan.day2 import (
     update_recipes,
     version_changes,
 )
+from monoimage.plan.delta import ChainCost, chain_cost
 from monoimage.plan.resolution import Resolution
 from monoimage.plan.update_impact import PackageImpact, facts_from_resolution, update_impact
 from monoimage.recipe.model import Recipe
@@ -83,6 +84,7 @@ class StrategyImages:
 
     name: str
     references: tuple[str, ...]
+    delta_chain: ChainCost | None = None  # the golden image, built as a delta: its chain
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,11 @@ class FootprintRun:
         """Every image this run built (first deploy and day 2)."""
         return tuple(ref for s in (*self.images, *self.updated_images) for ref in s.references)
 
+    @property
+    def delta_chain(self) -> ChainCost | None:
+        """Day 2's golden image as a delta: what its chain costs a site's disk."""
+        return next((s.delta_chain for s in self.updated_images if s.delta_chain), None)
+
     def facts(self) -> FootprintFacts:
         """What the JSON report says of this run."""
         return FootprintFacts(
@@ -123,7 +130,8 @@ class FootprintRun:
             images={s.name: s.references for s in self.images},
             updated_images={s.name: s.references for s in self.updated_images},
             changes={s.name: s.images for s in self.changes}, checks=self.checks,
-            config_tools=config_tools(self.recipe, self.resolution))
+            config_tools=config_tools(self.recipe, self.resolution),
+            delta_chain=self.delta_chain)
 
 
 def run_footprint(recipe: Recipe, options: FootprintOptions,
@@ -226,12 +234,15 @@ def build_strategies(recipe: Recipe, resolution: Resolution, options: FootprintO
     otherwise plans from scratch, whatever an earlier run left under the tag."""
     golden = f"localhost/{recipe.name}:{tag}"
     with stages.stage(f"{MONOIMAGE} golden image"):
-        build(recipe, BuildOptions(
+        result = build(recipe, BuildOptions(
             tag=golden, cache_dir=options.cache_dir, out_dir=options.out_dir,
             source_date_epoch=options.source_date_epoch,
             with_init_python=options.with_init_python, keep_tagged=False,
             **_day2_layers(recipe, previous)), resolution=resolution)
-    strategies = [StrategyImages(MONOIMAGE, (golden,))]
+    chain = (None if result.delta is None else chain_cost(
+        recipe.layering, result.delta.chain.deltas, result.delta.chain.shadowed_bytes,
+        result.rootfs_bytes))
+    strategies = [StrategyImages(MONOIMAGE, (golden,), chain)]
     if not options.comparators:
         return tuple(strategies)
     if recipe.layering.policy != "single":

@@ -16,7 +16,13 @@ from monoimage.image import IMAGE_PYTHON, INIT_LAUNCHER, INIT_LIB, INIT_PACKAGE,
 from monoimage.plan.service_table import service_table_text, template_target
 from monoimage.recipe.model import Recipe
 from monoimage.tools.chroot import run_in_root
-from monoimage.tools.in_root import RootPathError, make_parents, writable_path, write_text
+from monoimage.tools.in_root import (
+    RootPathError,
+    make_parents,
+    resolve_in_root,
+    writable_path,
+    write_text,
+)
 from monoimage.tools.run import tail
 
 INIT_SOURCE = Path(__file__).parents[1] / "init"
@@ -45,9 +51,14 @@ def init_paths(recipe: Recipe) -> tuple[str, ...]:
     return (INIT_LIB, INIT_LAUNCHER, TABLE_PATH, *links)
 
 
-def is_init_path(recipe: Recipe) -> Callable[[str], bool]:
-    """Whether a path of the image belongs to the top (init) layer."""
-    roots = init_paths(recipe)
+def is_init_path(recipe: Recipe, root: Path) -> Callable[[str], bool]:
+    """Whether a path of the image root `root` belongs to the top (init) layer.
+
+    Each path is taken where `add_init` wrote it: resolved inside the image, its last
+    component not followed, so a template link for /var/run/x (Debian's /var/run -> /run) is
+    the image's /run/x.
+    """
+    roots = {resolve_in_root(root, path, follow_last=False) for path in init_paths(recipe)}
     return lambda path: any(path == r or path.startswith(r + "/") for r in roots)
 
 

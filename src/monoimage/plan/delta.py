@@ -83,6 +83,66 @@ def compaction_reason(layering: Layering, *, deltas: int, shadowed_bytes: int,
     return ""
 
 
+@dataclass(frozen=True)
+class ChainCost:
+    """What a delta chain costs a site's disk, and how far it is from its compaction.
+
+    `shadowed_bytes`: day-1 (or older) file bytes the deltas hide, which a site keeps on disk
+    but never reads; `image_bytes`: the image's own bytes (what `max_shadowed` is a share of).
+    """
+
+    deltas: int
+    shadowed_bytes: int
+    image_bytes: int
+    max_deltas: int
+    max_shadowed: float
+
+    @property
+    def shadowed_share(self) -> float:
+        return self.shadowed_bytes / self.image_bytes if self.image_bytes else 0.0
+
+    @property
+    def deltas_left(self) -> int:
+        """Delta builds that still fit before the chain passes `max_deltas`."""
+        return max(self.max_deltas - self.deltas, 0)
+
+    @property
+    def shadowed_left(self) -> int:
+        """Bytes later deltas may still hide before the chain passes `max_shadowed`."""
+        return max(int(self.max_shadowed * self.image_bytes) - self.shadowed_bytes, 0)
+
+    def next_compaction(self) -> str:
+        """When the chain compacts: 'after 7 more deltas, or sooner once they hide 47.0 MB
+        more'."""
+        more = f"{self.deltas_left} more delta{'' if self.deltas_left == 1 else 's'}"
+        return (f"the build after {more}, or sooner once the chain hides "
+                f"{self.shadowed_left / 1e6:,.1f} MB more")
+
+    def line(self) -> str:
+        """One line for people: the chain, its disk cost against its limits, the next
+        compaction."""
+        return (f"{self.deltas} delta layer{'' if self.deltas == 1 else 's'} "
+                f"(compacts past {self.max_deltas}); they hide "
+                f"{self.shadowed_bytes / 1e6:,.1f} MB of older files on the site's disk "
+                f"({self.shadowed_share:.1%} of the image; compacts past "
+                f"{self.max_shadowed:.0%}); next compaction: {self.next_compaction()}")
+
+    def as_json(self) -> dict[str, int | float]:
+        return {"deltas": self.deltas, "max_deltas": self.max_deltas,
+                "shadowed_bytes": self.shadowed_bytes, "image_bytes": self.image_bytes,
+                "shadowed_share": round(self.shadowed_share, 6),
+                "max_shadowed": self.max_shadowed, "deltas_left": self.deltas_left,
+                "shadowed_bytes_left": self.shadowed_left}
+
+
+def chain_cost(layering: Layering, deltas: int, shadowed_bytes: int, image_bytes: int
+               ) -> ChainCost:
+    """The disk cost of a chain of `deltas` layers hiding `shadowed_bytes`, against the
+    recipe's compaction thresholds."""
+    return ChainCost(deltas, shadowed_bytes, image_bytes, layering.max_deltas,
+                     layering.max_shadowed)
+
+
 def _topmost(paths: list[str]) -> list[str]:
     """The paths none of whose ancestors is in `paths`."""
     every = set(paths)
