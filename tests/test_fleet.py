@@ -25,8 +25,9 @@ def test_round_trips_are_counted_request_by_request() -> None:
     assert round_trips(FIRST, PullProtocol()) == 27
     # An open registry on a kept-alive connection serving blobs itself: 1 + 1 + 3 = 5.
     assert round_trips(FIRST, PullProtocol(connect_rtts=0, auth=0, blob_requests=1)) == 5
-    # Three parallel downloads put the blob GETs in one wave: (3 + 1 × 2) × 3.
-    assert round_trips(FIRST, PullProtocol(parallel_blobs=3)) == 15
+    # Three parallel downloads: the config first (the client reads it before the layers),
+    # then both layers in one wave: (3 + 2 × 2) × 3.
+    assert round_trips(FIRST, PullProtocol(parallel_blobs=3)) == 21
 
 
 def test_day2_checks_every_image_even_when_only_one_changed() -> None:

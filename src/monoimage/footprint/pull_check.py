@@ -17,12 +17,14 @@ from monoimage.footprint.figures import FootprintReport
 
 @dataclass(frozen=True)
 class Served:
-    """One request answered: method, path, status, and response body bytes written."""
+    """One request answered: method, path, status, response body bytes written, and the
+    client's address when the registry's log says it."""
 
     method: str
     path: str
     status: int
     body_bytes: int
+    client: str = ""
 
 
 @dataclass(frozen=True)
