@@ -40,9 +40,11 @@ class PullMeasure:
 
     @property
     def blob_bytes(self) -> int:
-        """Bytes of successful manifest and blob responses: what the footprint counts."""
+        """Bytes of successful manifest and blob GETs: what the footprint counts (a registry's
+        access log records a manifest HEAD with the manifest's length, though it sends none)."""
         return sum(r.body_bytes for r in self.requests
-                   if r.status == 200 and ("/blobs/" in r.path or "/manifests/" in r.path))
+                   if r.status == 200 and r.method == "GET"
+                   and ("/blobs/" in r.path or "/manifests/" in r.path))
 
     def count(self, method: str, kind: str) -> int:
         """How many `method` requests went to `kind` ('manifests' or 'blobs')."""

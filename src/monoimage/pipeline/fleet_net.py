@@ -14,6 +14,7 @@ the namespaces, then the storage roots.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import sys
@@ -89,6 +90,8 @@ def site_addresses(index: int) -> tuple[str, str]:
 def fleet_network(sites: int, mirrors: int, bandwidth_bps: float, rtt_s: float,
                   start_timeout: float = 30.0) -> Iterator[FleetNetwork]:
     """Make the network for `sites` sites behind `mirrors` mirrors; unmake it afterwards."""
+    if os.geteuid() != 0:
+        raise UserError("monoimage fleet: network namespaces, veths and tc need root")
     for program in ("ip", "tc"):
         require(program)
     require("docker-registry")
