@@ -75,6 +75,12 @@ class _Agents:
         for _, _, process in self.running:
             stop_group(process, (2.0, 2.0))
 
+    def __enter__(self) -> _Agents:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()  # whatever ended the phase (an interrupt while they wait, say)
+
     def results(self, timeout: float) -> dict[int, dict[str, object]]:
         """Each site's JSON line; a failed or late client is a UserError (all are stopped)."""
         deadline = time.monotonic() + timeout
@@ -128,12 +134,12 @@ def roll_out(net: FleetNetwork, strategy: str, day: str, tags: Sequence[str], mi
     offset = 0.0
     cpu = 0.0
     for wave in _wave_slices(net.sites, waves):
-        agents = _Agents(net)
-        for site in wave:
-            host = site.via_mirror if mirrored else site.origin
-            agents.start(site, mode, str(net.storage_root(site)), host, *tags)
-        start_at = agents.go_now()
-        results = agents.results(timeout)
+        with _Agents(net) as agents:
+            for site in wave:
+                host = site.via_mirror if mirrored else site.origin
+                agents.start(site, mode, str(net.storage_root(site)), host, *tags)
+            start_at = agents.go_now()
+            results = agents.results(timeout)
         wave_ends = {i: float(str(r["end"])) - start_at for i, r in results.items()}
         cpu += sum(float(str(r["cpu"])) for r in results.values())
         ends |= {i: offset + t for i, t in wave_ends.items()}
@@ -159,13 +165,13 @@ def roll_out(net: FleetNetwork, strategy: str, day: str, tags: Sequence[str], mi
 def poll(net: FleetNetwork, strategy: str, tags: Sequence[str], mirrored: bool,
          interval: float, seconds: float) -> PollMeasure:
     """Every site checks each image every `interval` for `seconds`; requests at the origin."""
-    agents = _Agents(net)
-    for site in net.sites:
-        host = site.via_mirror if mirrored else site.origin
-        agents.start(site, "poll", "-", host, str(interval), str(seconds), *tags)
-    mark = len(net.origin.access_log())
-    agents.go_now()
-    agents.results(seconds + 60)
+    with _Agents(net) as agents:
+        for site in net.sites:
+            host = site.via_mirror if mirrored else site.origin
+            agents.start(site, "poll", "-", host, str(interval), str(seconds), *tags)
+        mark = len(net.origin.access_log())
+        agents.go_now()
+        agents.results(seconds + 60)
     _settled((net.origin, *net.mirrors))
     return PollMeasure(strategy, mirrored, len(net.sites), interval, seconds,
                        len(net.origin.access_log()[mark:]))

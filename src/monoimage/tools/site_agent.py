@@ -26,6 +26,8 @@ from monoimage.tools.registry import Site, remote_digest
 def _wait_for(go: Path) -> float:
     print("waiting", flush=True)
     while not go.exists():
+        if not go.parent.is_dir():  # the run is gone: nobody will say go
+            raise SystemExit("site_agent: the fleet run ended before it started")
         time.sleep(0.005)
     return time.monotonic()
 
