@@ -5,7 +5,8 @@
 
 Every site of a rollout is started ahead of time, says `waiting`, and waits until GO_FILE
 exists (looking every 20 ms), so Python's start-up does not count as rollout time and every
-site starts within 20 ms of the others. `pull` copies every image into the site's own containers-storage ROOT with skopeo
+site starts within 20 ms of the others. `pull` copies every image into the site's own
+containers-storage ROOT with skopeo
 (tools/registry.py's `Site`); `update` does what `podman auto-update` does: a manifest HEAD per
 image, and a pull of the images whose digest changed; `poll` sends the HEADs every INTERVAL
 seconds until UNTIL, as a fleet of idle sites checking for updates does. It prints one JSON
