@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Self
 
 from monoimage.errors import UserError
 from monoimage.footprint.figures import SitePull
@@ -75,7 +76,7 @@ class _Agents:
         for _, _, process in self.running:
             stop_group(process, (2.0, 2.0))
 
-    def __enter__(self) -> _Agents:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

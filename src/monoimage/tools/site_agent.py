@@ -9,7 +9,7 @@ site starts within 20 ms of the others. `pull` copies every image into the site'
 containers-storage ROOT with skopeo
 (tools/registry.py's `Site`); `update` does what `podman auto-update` does: a manifest HEAD per
 image, and a pull of the images whose digest changed; `poll` sends the HEADs every INTERVAL
-seconds until UNTIL, as a fleet of idle sites checking for updates does. It prints one JSON
+seconds for SECONDS, as a fleet of idle sites checking for updates does. It prints one JSON
 line: when it started and ended, and what it pulled.
 """
 
