@@ -7,8 +7,6 @@ delaying relay in the site's namespace (tools/delay_relay.py).
 
 from __future__ import annotations
 
-import re
-
 from monoimage.tools.run import run
 
 MTU = 1500
@@ -28,10 +26,3 @@ def shape(namespace: str, device: str, rate_bps: float) -> None:
          "rate", f"{int(rate_bps)}bit", "burst", str(burst_bytes(rate_bps)),
          "latency", f"{int(QUEUE_SECONDS * 1000)}ms"], package="iproute2", what="tc")
 
-
-def sent_bytes(namespace: str, device: str) -> int:
-    """Bytes the shaper has sent on `device` (its `tc -s` statistics)."""
-    shown = run(["tc", "-n", namespace, "-s", "qdisc", "show", "dev", device],
-                package="iproute2", what="tc").stdout
-    match = re.search(r"Sent (\d+) bytes", shown)
-    return int(match.group(1)) if match else 0
