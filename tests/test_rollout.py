@@ -49,11 +49,13 @@ def test_a_rollout_that_matches_the_model_agrees_and_one_that_does_not_is_named(
     assert [c.figure for c in bad if not c.agrees] == ["origin egress", "rollout time"]
 
 
-def test_the_simulation_host_stretches_the_client_time_when_its_cores_are_shared() -> None:
-    host = SimHost(cores=2, cpu_per_image=1.0)
-    checks = {c.figure: c.model for c in compare(measured([1.0] * 4, 0, False), PULL, FLEET,
-                                                 PROTOCOL, host)}
-    assert checks["rollout time"] == pytest.approx(8.8 + 4 * 1.0 / 2)
+def test_the_simulation_hosts_cores_bound_the_rollout_when_the_sites_share_them() -> None:
+    def model(cpu: float) -> float:
+        checks = compare(measured([1.0] * 4, 0, False), PULL, FLEET, PROTOCOL,
+                         SimHost(cores=2, cpu_per_image=cpu))
+        return {c.figure: c.model for c in checks}["rollout time"]
+    assert model(1.0) == pytest.approx(8.8)  # 4 × 1 s / 2 cores: unpacking keeps up
+    assert model(5.0) == pytest.approx(4 * 5.0 / 2)  # 10 s of CPU: the host is the bound
 
 
 def test_polling_is_checked_against_the_origin_rate() -> None:

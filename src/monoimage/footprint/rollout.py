@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from monoimage.footprint.figures import SitePull
 from monoimage.footprint.fleet import (
+    Bound,
     FleetFigures,
     FleetParams,
     PullProtocol,
@@ -116,20 +117,25 @@ class SimHost:
     cpu_per_image: float = 0.0
     cpu_per_check: float = 0.0
 
-    def protocol(self, protocol: PullProtocol, clients: int) -> PullProtocol:
-        """The client's own time per image when `clients` run at once on this host."""
-        return replace(
-            protocol,
-            image_seconds=max(protocol.image_seconds, clients * self.cpu_per_image / self.cores),
-            check_seconds=max(protocol.check_seconds, clients * self.cpu_per_check / self.cores))
+    def cpu_seconds(self, pull: SitePull, clients: int) -> float:
+        """How long `clients` pulling at once keep this host's cores busy: a floor under the
+        wave's time (the client unpacks while it downloads, so it is a bound, not a sum)."""
+        work = pull.manifests * self.cpu_per_image + pull.checks * self.cpu_per_check
+        return clients * work / self.cores
 
 
 def model_fleet(fleet: FleetParams, mirrored: bool, pull: SitePull,
                 protocol: PullProtocol, host: SimHost | None = None) -> FleetFigures:
     """The model's figures for this rollout (on the simulation's host, if given)."""
-    if host is not None:
-        protocol = host.protocol(protocol, wave_sizes(fleet)[0])
-    return (rollout_mirrored if mirrored else rollout_direct)(pull, fleet, protocol)
+    figures = (rollout_mirrored if mirrored else rollout_direct)(pull, fleet, protocol)
+    if host is None:
+        return figures
+    waves = wave_sizes(fleet)
+    cpu = host.cpu_seconds(pull, waves[0])
+    bounds = (*figures.bounds, Bound("simulation host CPU", cpu * len(waves)))
+    worst = max(bounds, key=lambda b: b.seconds)
+    return replace(figures, site_seconds=max(figures.site_seconds, cpu),
+                   rollout_seconds=worst.seconds, bottleneck=worst.name, bounds=bounds)
 
 
 def compare(measured: MeasuredRollout, pull: SitePull, fleet: FleetParams,
