@@ -74,7 +74,7 @@ def fleet_command(recipe: Path, tag: str, sites: int, mirrors: int, bandwidth: s
                                 stage_reporter(console, status, width=30))
     doc = simulation_json(result.name, options.fleet().__dict__, result.protocol, result.host,
                           result.rollouts, result.checks, result.polls, result.poll_checks,
-                          result.extrapolations)
+                          result.extrapolations, result.pulls())
     chart = rollout_chart(result.rollouts, f"{loaded.name}: sites updated over time, "
                                            f"{sites} sites, {bandwidth}, {latency}")
     write_outputs(((out / "fleet.json", json.dumps(doc, indent=2) + "\n"),

@@ -12,6 +12,7 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from monoimage.footprint.chart import COLOURS, nice_step
+from monoimage.footprint.figures import SitePull
 from monoimage.footprint.fleet import FleetFigures, PullProtocol
 from monoimage.footprint.rollout import (
     Check,
@@ -40,10 +41,13 @@ def simulation_json(name: str, params: Mapping[str, Any], protocol: PullProtocol
                     host: SimHost, rollouts: Sequence[MeasuredRollout],
                     checks: Mapping[RolloutKey, Sequence[Check]], polls: Sequence[PollMeasure],
                     poll_checks: Mapping[tuple[str, bool], Check],
-                    extrapolations: Sequence[Extrapolation]) -> dict[str, Any]:
-    """Every measured figure, the model's next to it, and the extrapolations, as plain data."""
+                    extrapolations: Sequence[Extrapolation],
+                    pulls: Mapping[tuple[str, str], SitePull] | None = None) -> dict[str, Any]:
+    """Every measured figure, the model's next to it, and the extrapolations, as plain data;
+    `pulls`: what one site pulls per (strategy, day), the footprint's figures."""
     return {
         "recipe": name,
+        "pulls": [{"strategy": s, "day": d, **asdict(p)} for (s, d), p in (pulls or {}).items()],
         "fleet": dict(params),
         "protocol": asdict(protocol),
         "host": asdict(host),

@@ -105,6 +105,12 @@ class FleetSimulation:
     poll_checks: dict[tuple[str, bool], Check] = field(default_factory=dict)
     extrapolations: tuple[Extrapolation, ...] = ()
 
+    def pulls(self) -> dict[tuple[str, str], SitePull]:
+        """What one site pulls, per (strategy, day)."""
+        found = {(s.images.name, FIRST_DEPLOY): s.first for s in self.strategies}
+        return found | {(s.images.name, DAY2): s.day2 for s in self.strategies
+                        if s.day2 is not None}
+
     @property
     def agrees(self) -> bool:
         return (all(c.agrees for cs in self.checks.values() for c in cs)
