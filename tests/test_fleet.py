@@ -10,6 +10,8 @@ from monoimage.footprint.figures import SitePull, StrategyFigures
 from monoimage.footprint.fleet import (
     FleetParams,
     PullProtocol,
+    poll_requests_per_second,
+    pull_seconds,
     requests,
     rollout,
     round_trips,
@@ -25,8 +27,9 @@ def test_round_trips_are_counted_request_by_request() -> None:
     assert round_trips(FIRST, PullProtocol()) == 27
     # An open registry on a kept-alive connection serving blobs itself: 1 + 1 + 3 = 5.
     assert round_trips(FIRST, PullProtocol(connect_rtts=0, auth=0, blob_requests=1)) == 5
-    # Three parallel downloads put the blob GETs in one wave: (3 + 1 × 2) × 3.
-    assert round_trips(FIRST, PullProtocol(parallel_blobs=3)) == 15
+    # Three parallel downloads: the config first (the client reads it before the layers),
+    # then both layers in one wave: (3 + 2 × 2) × 3.
+    assert round_trips(FIRST, PullProtocol(parallel_blobs=3)) == 21
 
 
 def test_day2_checks_every_image_even_when_only_one_changed() -> None:
@@ -155,3 +158,34 @@ def test_every_strategy_is_rolled_out_first_deploy_and_day2() -> None:
         ("registry egress", "site link")
     assert (mono.day2.mirrored.wan_bytes, mono.day2.mirrored.rollout_seconds) == \
         (5 * 10**8, pytest.approx(5.8))
+
+
+def test_a_mirror_that_fetches_twice_and_refetches_in_flight_costs_the_origin_more() -> None:
+    # distribution 2.8: a miss is fetched twice (store, stream); every site of the first wave
+    # beyond one per mirror asks while the blob is in flight and fetches it again.
+    fleet = FleetParams(sites=8, sites_per_mirror=4, mirror_fetches_per_miss=2,
+                        mirror_refetches_in_flight=True)
+    assert rollout(FIRST, fleet).mirrored.wan_bytes == (2 * 2 + 6) * 100_000_000
+    # A first wave of one site per mirror (4 waves of 2): no request finds a blob in flight.
+    waves = FleetParams(**{**fleet.__dict__, "waves": 4})
+    assert rollout(FIRST, waves).mirrored.wan_bytes == 2 * 2 * 100_000_000
+
+
+def test_waves_pay_the_site_time_once_per_wave() -> None:
+    one, four = rollout(FIRST, FleetParams(sites=8)), rollout(FIRST, FleetParams(sites=8, waves=4))
+    assert four.direct.rollout_seconds == pytest.approx(4 * one.direct.site_seconds)
+
+
+def test_polling_rate_at_the_origin_is_not_lowered_by_mirrors() -> None:
+    fleet = FleetParams(sites=100, mirror_requests_per_check=2)
+    kolla = SitePull(images=8, checks=8, manifests=0, blobs=0, bytes=0)
+    assert poll_requests_per_second(kolla, fleet, 10.0) == 80.0
+    assert poll_requests_per_second(kolla, fleet, 10.0, mirrored=True) == 160.0
+
+
+def test_framing_and_client_time_add_to_the_site_time() -> None:
+    protocol = PullProtocol(wire_overhead=1.05, image_seconds=2.0, check_seconds=0.5)
+    update = SitePull(images=2, checks=2, manifests=1, blobs=1, bytes=1_000_000)
+    bare = PullProtocol()
+    assert pull_seconds(update, 1e6, 0.1, protocol) == pytest.approx(
+        pull_seconds(update, 1e6, 0.1, bare) + 0.05 * 8 + 2.0 + 2 * 0.5)

@@ -12,6 +12,7 @@ import click
 from monoimage.cli.boot import boot_command
 from monoimage.cli.build import build_command
 from monoimage.cli.diff import diff_command
+from monoimage.cli.fleet import fleet_command
 from monoimage.cli.footprint import footprint_command
 from monoimage.cli.host import host_command
 from monoimage.cli.plan import plan_command
@@ -72,6 +73,6 @@ def main() -> None:
     """Build one golden all-in-one container image for edge sites, and measure the trade."""
 
 
-for command in (plan_command, build_command, footprint_command, boot_command, host_command,
-                diff_command):
+for command in (plan_command, build_command, footprint_command, fleet_command, boot_command,
+                host_command, diff_command):
     main.add_command(command)

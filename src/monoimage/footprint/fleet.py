@@ -57,6 +57,12 @@ class PullProtocol:
     blob_requests: requests per blob: the GET, and following its redirect to the blob store,
         as registries backed by object storage answer; 1 for a registry serving blobs itself.
     parallel_blobs: concurrent blob downloads (containers/image defaults to several).
+    wire_overhead: link bytes per payload byte: TCP/IP and Ethernet framing (1514 bytes on the
+        wire per 1448 of payload at MTU 1500, ≈ 1.046) and HTTP headers; 1: payload only.
+    image_seconds: what the client spends per image pulled off the network: its start,
+        unpacking, the storage commit (measured by `monoimage fleet` on one idle site).
+    check_seconds: what the client spends per image checked for an update, off the network
+        (reading its local copy's digest).
     """
 
     connect_rtts: int = 2
@@ -64,6 +70,9 @@ class PullProtocol:
     auth: int = 1
     blob_requests: int = 2
     parallel_blobs: int = 1
+    wire_overhead: float = 1.0
+    image_seconds: float = 0.0
+    check_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,19 @@ class FleetParams:
     mirror_uplink_bps: float = 1e9
     mirror_egress_bps: float = 10e9
     mirror_rtt_s: float | None = None  # site to mirror; None: the same as rtt_s
+    # How many times a mirror fetches a blob it misses: 1 for a cache that stores what it
+    # streams; Debian's docker-registry (distribution 2.8) fetches it twice, once to store it
+    # and once to stream it to the client (registry/proxy/proxyblobstore.go, and measured).
+    mirror_fetches_per_miss: int = 1
+    # A mirror that does not coalesce fetches again for every request that arrives while a
+    # blob is still being fetched (distribution 2.8 does not): those requests are the sites
+    # of the first wave asking at once, beyond the first. False: one fetch whatever comes.
+    mirror_refetches_in_flight: bool = False
+    # Requests a mirror sends the origin per manifest HEAD it answers: the HEAD, and for
+    # distribution 2.8 in front of an open origin a `GET /v2/` ping too (no auth challenge is
+    # ever cached, so it pings on every request).
+    mirror_requests_per_check: int = 1
+    waves: int = 1  # sites roll out in this many equal waves, each when the last has ended
 
     def __post_init__(self) -> None:
         positive = {
@@ -86,6 +108,7 @@ class FleetParams:
             "sites_per_mirror": self.sites_per_mirror,
             "mirror_uplink_bps": self.mirror_uplink_bps,
             "mirror_egress_bps": self.mirror_egress_bps,
+            "mirror_fetches_per_miss": self.mirror_fetches_per_miss, "waves": self.waves,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -133,14 +156,37 @@ def round_trips(pull: SitePull, protocol: PullProtocol) -> int:
     """Sequential round trips of one pull (blob requests split over parallel downloads)."""
     per_request = 1 + protocol.connect_rtts
     serial = pull.images * (protocol.ping + protocol.auth) + pull.checks + pull.manifests
-    blob_waves = math.ceil(pull.blobs / max(1, protocol.parallel_blobs))
+    blob_waves = pull.blobs
+    if protocol.parallel_blobs > 1:  # each image's config first, then its layers side by side
+        configs = min(pull.manifests, pull.blobs)
+        blob_waves = configs + math.ceil((pull.blobs - configs) / protocol.parallel_blobs)
     return (serial + blob_waves * protocol.blob_requests) * per_request
 
 
 def pull_seconds(pull: SitePull, bandwidth_bps: float, rtt_s: float,
                  protocol: PullProtocol) -> float:
-    """Time for one client to pull: round trips × RTT + bytes over its link."""
-    return round_trips(pull, protocol) * rtt_s + pull.bytes * 8 / bandwidth_bps
+    """Time for one client to pull: round trips × RTT + bytes over its link (with their
+    framing) + the client's own time per image it pulls."""
+    return (round_trips(pull, protocol) * rtt_s
+            + pull.bytes * protocol.wire_overhead * 8 / bandwidth_bps
+            + pull.manifests * protocol.image_seconds + pull.checks * protocol.check_seconds)
+
+
+def wave_sizes(fleet: FleetParams) -> tuple[int, ...]:
+    """Sites per wave: `waves` near-equal waves (never more waves than sites)."""
+    waves = min(fleet.waves, fleet.sites)
+    return tuple(fleet.sites // waves + (1 if i < fleet.sites % waves else 0)
+                 for i in range(waves))
+
+
+def poll_requests_per_second(pull: SitePull, fleet: FleetParams, interval_s: float,
+                             mirrored: bool = False) -> float:
+    """Requests per second at the origin while every site checks each image every
+    `interval_s` with a manifest HEAD. A pull-through cache does not spare the origin: it asks
+    the origin for a tag's digest on every request (distribution's proxy tag service looks a tag
+    up remotely first), `mirror_requests_per_check` requests each."""
+    per_check = fleet.mirror_requests_per_check if mirrored else 1
+    return fleet.sites * pull.images * per_check / interval_s
 
 
 def _slowest(mirror: bool, wan: int, links: int, site: float, bounds: list[Bound]
@@ -153,8 +199,9 @@ def rollout_direct(pull: SitePull, fleet: FleetParams, protocol: PullProtocol) -
     """Every site pulls from the central registry."""
     total = fleet.sites * pull.bytes
     site = pull_seconds(pull, fleet.site_bandwidth_bps, fleet.rtt_s, protocol)
+    waves = wave_sizes(fleet)
     return _slowest(False, total, total, site, [
-        Bound("site link", site),
+        Bound("site link", site * len(waves)),
         Bound("registry egress", total * 8 / fleet.registry_egress_bps),
     ])
 
@@ -162,13 +209,16 @@ def rollout_direct(pull: SitePull, fleet: FleetParams, protocol: PullProtocol) -
 def rollout_mirrored(pull: SitePull, fleet: FleetParams, protocol: PullProtocol) -> FleetFigures:
     """Sites pull through a regional pull-through cache that fetches each blob once."""
     mirrors = math.ceil(fleet.sites / fleet.sites_per_mirror)
-    wan = mirrors * pull.bytes
+    waves = wave_sizes(fleet)
+    wan = mirrors * pull.bytes * fleet.mirror_fetches_per_miss
+    if fleet.mirror_refetches_in_flight:  # the first wave's other sites ask while it fetches
+        wan += max(0, waves[0] - mirrors) * pull.bytes
     mirror_rtt = fleet.rtt_s if fleet.mirror_rtt_s is None else fleet.mirror_rtt_s
     site = pull_seconds(pull, fleet.site_bandwidth_bps, mirror_rtt, protocol)
     fill = pull_seconds(pull, fleet.mirror_uplink_bps, fleet.rtt_s, protocol)
     per_mirror = min(fleet.sites, fleet.sites_per_mirror) * pull.bytes
     return _slowest(True, wan, fleet.sites * pull.bytes, site, [
-        Bound("site link", site),
+        Bound("site link", site * len(waves)),
         Bound("mirror fill", fill),
         Bound("registry egress", wan * 8 / fleet.registry_egress_bps),
         Bound("mirror egress", per_mirror * 8 / fleet.mirror_egress_bps),

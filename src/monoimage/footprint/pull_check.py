@@ -17,12 +17,14 @@ from monoimage.footprint.figures import FootprintReport
 
 @dataclass(frozen=True)
 class Served:
-    """One request answered: method, path, status, and response body bytes written."""
+    """One request answered: method, path, status, response body bytes written, and the
+    client's address when the registry's log says it."""
 
     method: str
     path: str
     status: int
     body_bytes: int
+    client: str = ""
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,11 @@ class PullMeasure:
 
     @property
     def blob_bytes(self) -> int:
-        """Bytes of successful manifest and blob responses: what the footprint counts."""
+        """Bytes of successful manifest and blob GETs: what the footprint counts (a registry's
+        access log records a manifest HEAD with the manifest's length, though it sends none)."""
         return sum(r.body_bytes for r in self.requests
-                   if r.status == 200 and ("/blobs/" in r.path or "/manifests/" in r.path))
+                   if r.status == 200 and r.method == "GET"
+                   and ("/blobs/" in r.path or "/manifests/" in r.path))
 
     def count(self, method: str, kind: str) -> int:
         """How many `method` requests went to `kind` ('manifests' or 'blobs')."""

@@ -39,12 +39,13 @@ from monoimage.errors import UserError
 from monoimage.footprint.pull_check import Deployment, MeasuredPull, Served, repo_tags
 from monoimage.image import MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST
 from monoimage.tools.counting_proxy import counting_proxy
+from monoimage.tools.netns import in_namespace
 from monoimage.tools.run import Running, is_running, run, spawn, stop_group
 from monoimage.tools.skopeo import skopeo
 
 REGISTRY_BINARY = "docker-registry"
 REGISTRY_GRACE = (10.0, 5.0)  # seconds after SIGINT, then SIGTERM
-_ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3}) '
+_ACCESS_LINE = re.compile(r'^(?P<client>[0-9a-f.:\[\]]+) .*?"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3}) '
                           r'(?P<size>\d+)')
 
 
@@ -59,18 +60,23 @@ class Registry:
     def access_log(self) -> tuple[Served, ...]:
         """Requests as the registry's own access log records them (size = bytes it meant)."""
         return tuple(
-            Served(m["method"], m["path"], int(m["status"]), int(m["size"]))
+            Served(m["method"], m["path"], int(m["status"]), int(m["size"]), m["client"])
             for m in map(_ACCESS_LINE.search, self.log.read_text().splitlines()) if m)
 
 
-def registry_config(root: Path, port: int) -> dict[str, object]:
-    """A docker-registry config: filesystem storage under root, loopback, no auth."""
-    return {
+def registry_config(root: Path, port: int, addr: str = "127.0.0.1",
+                    remote: str | None = None) -> dict[str, object]:
+    """A docker-registry config: filesystem storage under root, loopback, no auth; with
+    `remote` (http://host:port), a pull-through cache of that registry."""
+    config: dict[str, object] = {
         "version": 0.1,
         "log": {"level": "info", "accesslog": {"disabled": False}},
         "storage": {"filesystem": {"rootdirectory": str(root / "data")}},
-        "http": {"addr": f"127.0.0.1:{port}"},
+        "http": {"addr": f"{addr}:{port}"},
     }
+    if remote is not None:
+        config["proxy"] = {"remoteurl": remote}
+    return config
 
 
 def _free_port() -> int:
@@ -129,11 +135,45 @@ def serve_registry(start_timeout: float = 15.0) -> Iterator[Registry]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def push(registry: Registry, ref: str, repo_tag: str) -> str:
-    """Copy REF from containers-storage to the registry as repo:tag; its registry reference."""
+@contextmanager
+def serve_in_namespace(namespace: str, port: int, remote: str | None = None,
+                       start_timeout: float = 15.0) -> Iterator[Registry]:
+    """docker-registry inside a network namespace, on every address of it; with `remote`
+    (http://host:port), a pull-through cache of that registry. `host` is as seen from inside
+    the namespace (its loopback). Process and files are removed when the block ends."""
+    root = Path(tempfile.mkdtemp(prefix="monoimage-registry-"))
+    config, log = root / "config.yml", root / "registry.log"
+    config.write_text(yaml.safe_dump(registry_config(root, port, "0.0.0.0", remote)))
+    process = spawn(in_namespace(namespace, [REGISTRY_BINARY, "serve", str(config)]),
+                    stdout=log, without=("REGISTRY_",), package="docker-registry")
+    try:
+        registry = Registry(f"127.0.0.1:{port}", root, log)
+        deadline = time.monotonic() + start_timeout
+        # A fresh namespace: whatever listens on the port there is this registry.
+        while "listening on" not in log.read_text(errors="replace"):
+            if not is_running(process) or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+                raise UserError(f"docker-registry did not start in {namespace}: "
+                                f"{' | '.join(tail) or 'no output'}")
+            time.sleep(0.05)
+        yield registry
+    finally:
+        stop_group(process, REGISTRY_GRACE)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def push(registry: Registry, ref: str, repo_tag: str, namespace: str | None = None) -> str:
+    """Copy REF from containers-storage to the registry as repo:tag (from inside `namespace`
+    when the registry listens in one); its registry reference."""
     target = f"{registry.host}/{repo_tag}"
-    skopeo("copy", "--quiet", "--dest-tls-verify=false", f"containers-storage:{ref}",
-           f"docker://{target}")
+    argv = ["skopeo", "copy", "--quiet", "--dest-tls-verify=false",
+            f"containers-storage:{ref}", f"docker://{target}"]
+    if namespace is None:
+        skopeo(*argv[1:])
+    else:
+        done = run(in_namespace(namespace, argv), check=False)
+        if not done.ok:
+            raise UserError(f"skopeo copy {ref} to {namespace}: {done.last_line()}")
     return target
 
 
@@ -199,11 +239,12 @@ def empty_site() -> Iterator[Site]:
     try:
         yield Site(root)
     finally:
-        _unmount_under(root)
+        unmount_under(root)
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _unmount_under(root: Path) -> None:
+def unmount_under(root: Path) -> None:
+    """Unmount (lazily) whatever is mounted under `root`, deepest first."""
     # Pulling mounts nothing, but the overlay driver may leave its home bind-mounted private.
     mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
     for point in sorted((m for m in mounts if m.startswith(str(root))), reverse=True):
