@@ -3,6 +3,7 @@ read back from an image's table and labels, and the errors a user can cause."""
 
 from __future__ import annotations
 
+import http.server
 import io
 import socket
 import struct
@@ -37,7 +38,7 @@ from monoimage.pipeline.host_probes import (
 from monoimage.plan.image_facts import recipe_from_image, runtime_from_labels
 from monoimage.plan.run_profile import container_spec
 from monoimage.plan.service_table import service_table_text
-from monoimage.recipe.model import Port
+from monoimage.recipe.model import Port, Probe
 from test_runprofile import edge_recipe, podman_env
 from timing import scaled
 
@@ -117,6 +118,54 @@ def test_tcp_probe_connects_or_fails():
     assert (ok.outcome, ok.detail) == ("ok", "tcp connect")
     refused = probe_port("web", Port(80), port)      # closed now
     assert refused.outcome == "failed" and "refused" in refused.detail.lower()
+
+
+@pytest.fixture
+def http_server() -> Iterator[int]:
+    """A real HTTP server on a free loopback port: / answers 200, /private 403."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/" else 403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_http_probed_port_gets_a_real_get_and_shows_its_status(http_server):
+    ready = Probe(kind="http", port=80, path="/", status=200)
+    ok = probe_port("nginx", Port(80), http_server, ready=ready)
+    assert (ok.kind, ok.outcome, ok.detail) == ("http", "ok", "http GET / 200")
+    wrong = probe_port("nginx", Port(80), http_server, ready=replace(ready, path="/private"))
+    assert (wrong.kind, wrong.outcome) == ("http", "failed")
+    assert wrong.detail == f"http on 127.0.0.1:{http_server}: GET /private answered 403, not 200"
+    expected = probe_port("nginx", Port(80), http_server,
+                          ready=replace(ready, path="/private", status=403))
+    assert expected.outcome == "ok" and expected.detail == "http GET /private 403"
+
+
+def test_a_port_that_is_not_http_fails_the_get():
+    with socket.create_server(("127.0.0.1", 0)) as server:   # accepts, then says nothing
+        port = server.getsockname()[1]
+        silent = probe_port("nginx", Port(80), port,
+                            ready=Probe(kind="http", port=80, path="/", status=200))
+    assert silent.outcome == "failed" and silent.kind == "http"
+
+
+def test_only_the_port_of_an_http_probe_gets_a_get():
+    ready = Probe(kind="http", port=80, path="/", status=200)
+    assert probe_kind(Port(80), ready) == "http"
+    assert probe_kind(Port(8080), ready) == "tcp"
+    assert probe_kind(Port(80), Probe(kind="tcp", port=80)) == "tcp"
+    assert probe_kind(Port(80, "udp"), ready) == "none"
 
 
 def test_a_port_that_is_not_published_fails():

@@ -30,9 +30,11 @@ from monoimage.hosts.spec import host_spec
 from monoimage.hosts.systemd import render_systemd_unit
 from monoimage.pipeline.boot import BootReport, boot
 from monoimage.pipeline.build import BuildOptions, build
+from monoimage.pipeline.host_probes import probe_from_host
 from monoimage.recipe.load import load_recipe
 from monoimage.recipe.model import Recipe
 from monoimage.tools.cache_dir import default_cache_dir
+from notify_socket import NotifySocket
 from test_hosts import unit_sections
 from test_runprofile import podman_env
 from timing import scaled
@@ -161,7 +163,9 @@ def test_the_plain_units_podman_command_boots_edge_lite_healthy(edge_lite: EdgeL
     """The unit's ExecStart as systemd would run it (specifiers filled in: %t a temporary
     runtime dir, %n the unit), with two changes for a shared test host: host ports become
     free loopback ports, and the site values file lives in the temporary dir. The exit code
-    comes from podman's `died` event: `--rm` removes the container before anyone can ask."""
+    comes from podman's `died` event: `--rm` removes the container before anyone can ask.
+    With systemd's NOTIFY_SOCKET (a socket of the test's), READY=1 comes once every service
+    answers, STOPPING=1 on the stop."""
     recipe = replace(edge_lite.recipe, name=f"monoimage-test-unit-{uuid.uuid4().hex[:6]}")
     spec = host_spec(recipe, image=edge_lite.reference)
     unit = render_systemd_unit(spec, recipe)
@@ -178,17 +182,35 @@ def test_the_plain_units_podman_command_boots_edge_lite_healthy(edge_lite: EdgeL
         return [str(env_file) if a == f"/etc/monoimage/{spec.name}.env" else a for a in argv]
 
     start = command("ExecStart")
-    assert "--rm" in start and "--sdnotify=conmon" in start
+    assert "--rm" in start and "--sdnotify=container" in start
     assert f"--cidfile={tmp_path}/" in " ".join(start)
+    # systemd's notify socket, as Type=notify gives the unit one: a real AF_UNIX datagram
+    # socket the test binds; podman hands it to the container, where monoimage-init uses it
+    notify = NotifySocket(tmp_path / "notify.sock")
     since = time.time() - 1
     try:
-        subprocess.run(start, check=True, env=podman_env(), capture_output=True, text=True)
-        wait_for("the unit's container to be healthy", lambda: podman(
-            "healthcheck", "run", spec.name, check=False).returncode == 0)
+        started = subprocess.run(start, check=False, env={**podman_env(),
+                                 "NOTIFY_SOCKET": notify.address}, capture_output=True,
+                                 text=True, timeout=scaled(240))
+        assert started.returncode == 0, started.stderr
+        # "started" means every service answers: READY=1 has come, and at that moment the
+        # health check passes and every published port answers from the host (nginx: GET /)
+        ready_at = notify.wait_line("READY=1", log=lambda: podman("logs", spec.name).stdout)
+        assert podman("healthcheck", "run", spec.name, check=False).returncode == 0
         inspect = json.loads(podman("container", "inspect", spec.name).stdout)[0]
+        probes = probe_from_host(recipe, inspect)
+        assert [p for p in probes if p.outcome != "ok"] == [], probes
+        assert ("nginx", "http", "http GET / 200") in {(p.service, p.kind, p.detail)
+                                                       for p in probes}
+        lines = notify.lines()
+        statuses = [line for line in lines[:ready_at] if line.startswith("STATUS=")]
+        assert statuses, lines    # the services coming up, before READY=1
+        total = len(recipe.services)
+        assert lines[ready_at + 1].startswith(f"STATUS={total}/{total} ready: "), lines
         assert inspect["HostConfig"]["ReadonlyRootfs"] is True
         assert inspect["HostConfig"]["AutoRemove"] is True
         subprocess.run(command("ExecStop"), check=True, env=podman_env(), capture_output=True)
+        notify.wait_line("STOPPING=1")
         subprocess.run(command("ExecStopPost"), check=True, env=podman_env(),
                        capture_output=True)
         assert podman("container", "exists", spec.name, check=False).returncode == 1
@@ -197,6 +219,7 @@ def test_the_plain_units_podman_command_boots_edge_lite_healthy(edge_lite: EdgeL
         assert [e.get("ContainerExitCode", 0) for e in died] == [0]
         assert len(events(spec.name, "remove", since)) == 1
     finally:
+        notify.close()
         podman("rm", "--force", "--time", "0", spec.name, check=False)
         podman("volume", "rm", "--force", *(v.name for v in spec.volumes if v.name),
                check=False)

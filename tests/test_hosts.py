@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tomllib
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,13 @@ from monoimage.hosts.ignition import (
 )
 from monoimage.hosts.quadlet import QUADLET_KEY_SINCE, render_quadlet
 from monoimage.hosts.spec import PodmanVersion, host_spec, parse_podman_version, plain_unit_name
-from monoimage.hosts.systemd import render_systemd_unit, systemd_quote, systemd_run_command
+from monoimage.hosts.systemd import (
+    START_TIMEOUT,
+    render_systemd_unit,
+    start_timeout,
+    systemd_quote,
+    systemd_run_command,
+)
 from monoimage.plan.run_profile import podman_run_options
 from test_runprofile import edge_recipe
 
@@ -136,6 +143,8 @@ def quadlet_options(text: str) -> tuple[Counter[tuple[str, ...]], str]:
                 options[(option, cap)] += 1
         elif key == "PodmanArgs":
             options[tuple(shlex.split(value))] += 1
+        elif key == "Notify":   # not a run option of the spec: how podman treats NOTIFY_SOCKET
+            assert value == "true"
         else:
             options[(KEY_OPTION[key], value)] += 1
     return options, image
@@ -240,7 +249,7 @@ def test_plain_unit_runs_podman_like_generate_systemd_new():
     argv = exec_start(text)
     assert argv == systemd_run_command(spec)
     assert argv[:8] == ["/usr/bin/podman", "run", "--cidfile=%t/%n.ctr-id",
-                        "--cgroups=no-conmon", "--rm", "--sdnotify=conmon", "--detach",
+                        "--cgroups=no-conmon", "--rm", "--sdnotify=container", "--detach",
                         "--replace"]
     service = unit_sections(text)["Service"]
     assert ("Type", "notify") in service and ("NotifyAccess", "all") in service
@@ -248,6 +257,35 @@ def test_plain_unit_runs_podman_like_generate_systemd_new():
     assert ("ExecStop", f"/usr/bin/podman stop --ignore {stop}") in service
     assert ("ExecStopPost", f"/usr/bin/podman rm -f --ignore {stop}") in service
     assert ("Conflicts", "edge-lite.service") in unit_sections(text)["Unit"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_quadlet_hands_the_notify_socket_to_the_container(target):
+    """Notify=true (in Quadlet since 4.4): `--sdnotify=container`, so the unit is started once
+    monoimage-init says READY=1, not when conmon sees the container start."""
+    spec, recipe = spec_and_recipe()
+    container = unit_sections(render_quadlet(spec, recipe, target))["Container"]
+    assert ("Notify", "true") in container
+    assert not [v for k, v in container if k == "PodmanArgs" and "sdnotify" in v]
+
+
+def test_start_timeout_covers_the_first_pull_and_the_longest_readiness_chain():
+    spec, recipe = spec_and_recipe()
+    first = recipe.services[0]
+
+    def service(name: str, timeout: float, *after: str):
+        return replace(first, name=name, depends_on=after,
+                       ready=replace(first.ready, timeout=timeout))
+
+    # a (10 s) then b (20.5 s) after it: 30.5 s; c (25 s) starts at once beside them
+    chained = replace(recipe, services=(service("a", 10), service("b", 20.5, "a"),
+                                        service("c", 25)))
+    assert start_timeout(chained) == START_TIMEOUT + 31
+    assert start_timeout(replace(recipe, services=(service("c", 25),))) == START_TIMEOUT + 25
+    expected = start_timeout(recipe)
+    assert expected > START_TIMEOUT
+    for text in (render_quadlet(spec, recipe), render_systemd_unit(spec, recipe)):
+        assert dict(unit_sections(text)["Service"])["TimeoutStartSec"] == str(expected)
 
 
 def test_values_with_specifiers_and_spaces_survive_the_unit_file():

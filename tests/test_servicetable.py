@@ -74,4 +74,5 @@ def test_edge_lite_table_passes_the_init_validation():
     table = parse_table(service_table_text(recipe))
     assert [s.name for s in table.services] == [s.name for s in recipe.services]
     targets = [t.target for s in table.services for t in s.templates]
-    assert targets and all(t.startswith(CONFIG_ROOT + "/etc/") for t in targets)
+    assert targets and all(t.startswith(CONFIG_ROOT + "/") for t in targets)
+    assert CONFIG_ROOT + "/var/www/html/index.html" in targets   # nginx's index page

@@ -99,6 +99,9 @@ LANDS: dict[str, tuple[tuple[type, str] | None, Read]] = {
     "run.user": ((Service, "user"), lambda r: r.services[0].user),
     "run.workdir": ((Service, "workdir"), lambda r: r.services[0].workdir),
     "ready.tcp.host": ((Probe, "host"), lambda r: r.services[0].ready.host),
+    # the model's Probe has no default path nor status: only an http probe has them
+    "ready.http.path": (None, lambda r: r.services[0].ready.path),
+    "ready.http.status": (None, lambda r: r.services[0].ready.status),
     "ready.timeout": ((Probe, "timeout"), lambda r: r.services[0].ready.timeout),
     "ready.interval": ((Probe, "interval"), lambda r: r.services[0].ready.interval),
     "restart.policy": ((RestartPolicy, "policy"), lambda r: r.services[0].restart.policy),
@@ -117,6 +120,9 @@ LANDS: dict[str, tuple[tuple[type, str] | None, Read]] = {
     "runtime_dirs[].mode": ((RuntimeDir, "mode"), lambda r: r.services[0].runtime_dirs[0].mode),
 }
 DNF_ONLY = {"distro.repositories[].gpgcheck"}
+# Keys of the http probe: checked on a service whose probe is one.
+HTTP_SERVICE: dict[str, Any] = {**SERVICE, "ready": {"http": {"port": 80}}}
+HTTP_ONLY = {"ready.http.path", "ready.http.status"}
 
 
 def load(root: Path, image: dict[str, Any], service: dict[str, Any] = SERVICE) -> Recipe:
@@ -157,7 +163,7 @@ def test_the_model_default_is_the_setting(key: str) -> None:
 @pytest.mark.parametrize("key", sorted(SETTINGS))
 def test_the_parser_applies_the_default(tmp_path: Path, key: str) -> None:
     image = {**IMAGE, "distro": DNF_DISTRO} if key in DNF_ONLY else IMAGE
-    recipe = load(tmp_path, image)
+    recipe = load(tmp_path, image, HTTP_SERVICE if key in HTTP_ONLY else SERVICE)
     assert LANDS[key][1](recipe) == SETTINGS[key].default
 
 
@@ -170,7 +176,8 @@ def rejection(root: Path, key: str, value: Any) -> RecipeError:
     """The error of a recipe that gives `value` to the setting `key`."""
     in_image = SETTINGS[key].file == "image"
     image = with_value(IMAGE, key, value) if in_image else IMAGE
-    service = SERVICE if in_image else with_value(SERVICE, key, value)
+    base = HTTP_SERVICE if key in HTTP_ONLY else SERVICE
+    service = base if in_image else with_value(base, key, value)
     with pytest.raises(RecipeError) as caught:
         load(root, image, service)
     assert caught.value.key_path == key

@@ -55,8 +55,9 @@ def test_the_issue_example_is_valid():
 
 @pytest.mark.parametrize(("entry", "message"), [
     ({"ready": {"kind": "tcp"}}, "services[0] (a).ready.port: a tcp probe needs a port"),
-    ({"ready": {"kind": "http"}}, ("services[0] (a).ready.kind: expected one of tcp, unix, "
-                                   "file, command, none, got 'http'")),
+    ({"ready": {"kind": "https"}}, ("services[0] (a).ready.kind: expected one of tcp, http, "
+                                    "unix, file, command, none, got 'https'")),
+    ({"ready": {"kind": "http"}}, "services[0] (a).ready.port: an http probe needs a port"),
     ({"ready": {"kind": "unix"}}, "services[0] (a).ready.path: a unix probe needs a path"),
     ({"ready": {"kind": "command"}}, "services[0] (a).ready.argv: a command probe needs an argv"),
     ({"stop_signal": "SIGNOPE"}, "services[0] (a).stop_signal: 'SIGNOPE' is not a signal name"),

@@ -17,7 +17,7 @@ from monoimage.hosts.spec import (
     quadlet_service,
 )
 from monoimage.hosts.systemd import (
-    START_TIMEOUT,
+    start_timeout,
     systemd_quote,
     unit_description,
     unit_header,
@@ -32,10 +32,14 @@ from monoimage.recipe.model import Recipe
 # (PidsLimit, Ulimit; merged 2023-09, after the 4.7 cutoff: 4.8 to be safe); the 5.0 key list
 # (Secret, StopTimeout, ReadOnlyTmpfs; said to be safe there); PR #25346 (Memory, 2025-02,
 # after 5.4). A later version than the real one only costs a PodmanArgs= line.
+# Notify=true is in 4.4's quadlet.go: the generator then passes `--sdnotify=container` instead
+# of `--sdnotify=conmon` (Type=notify, NotifyAccess=all either way), so the unit is started only
+# when monoimage-init sends READY=1, i.e. when every service is ready.
 QUADLET_KEY_SINCE: dict[str, PodmanVersion] = {
     "Image": (4, 4), "ContainerName": (4, 4), "ReadOnly": (4, 4), "DropCapability": (4, 4),
     "AddCapability": (4, 4), "PublishPort": (4, 4), "Volume": (4, 4), "Label": (4, 4),
     "EnvironmentFile": (4, 4), "PodmanArgs": (4, 4), "Network": (4, 4), "AddDevice": (4, 4),
+    "Notify": (4, 4),
     "Tmpfs": (4, 5), "HealthCmd": (4, 5), "HealthInterval": (4, 5), "HealthTimeout": (4, 5),
     "HealthRetries": (4, 5), "HealthStartPeriod": (4, 5), "HealthOnFailure": (4, 5),
     "AutoUpdate": (4, 6), "Sysctl": (4, 6),
@@ -64,6 +68,7 @@ def render_quadlet(spec: ContainerSpec, recipe: Recipe,
 
     keys.append(("Image", unit_value(spec.image)))
     keys.append(("ContainerName", unit_value(spec.name)))
+    key("Notify", "true", ["--sdnotify=container"])
     for label, value in spec.labels:
         if label == AUTO_UPDATE and podman >= QUADLET_KEY_SINCE["AutoUpdate"]:
             keys.append(("AutoUpdate", unit_value(value)))
@@ -118,7 +123,7 @@ def render_quadlet(spec: ContainerSpec, recipe: Recipe,
               "Wants=network-online.target", "After=network-online.target", "",
               "[Container]"]
     lines += [f"{name}={value}" for name, value in keys]
-    lines += ["", "[Service]", "Restart=on-failure", f"TimeoutStartSec={START_TIMEOUT}",
+    lines += ["", "[Service]", "Restart=on-failure", f"TimeoutStartSec={start_timeout(recipe)}",
               f"TimeoutStopSec={spec.systemd_stop_timeout}", "",
               "[Install]", "WantedBy=multi-user.target", ""]
     return "\n".join(lines)

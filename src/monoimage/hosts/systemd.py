@@ -6,6 +6,7 @@ Pure: every function returns text.
 
 from __future__ import annotations
 
+import math
 from pathlib import PurePosixPath
 
 from monoimage.errors import UserError
@@ -15,13 +16,33 @@ from monoimage.recipe.model import Recipe
 
 START_TIMEOUT = 900             # seconds: a first pull over a thin WAN link takes a while
 
+# `--sdnotify=container` (podman >= 2.1): the OCI runtime passes NOTIFY_SOCKET into the
+# container, and monoimage-init sends READY=1 once every service is ready, so "started" in
+# systemd means the services answer (conmon's READY would only mean the container started).
 SYSTEMD_RUN_OPTIONS = ("--cidfile=%t/%n.ctr-id", "--cgroups=no-conmon", "--rm",
-                       "--sdnotify=conmon", "--detach", "--replace")
+                       "--sdnotify=container", "--detach", "--replace")
+
+
+def start_timeout(recipe: Recipe) -> int:
+    """TimeoutStartSec: the first pull's START_TIMEOUT plus the longest chain of readiness
+    timeouts (a service starts once its dependencies are ready; the others start at once)."""
+    services = {service.name: service for service in recipe.services}
+    chains: dict[str, float] = {}
+
+    def chain(name: str) -> float:   # depends_on has no cycle: the recipe refuses one
+        if name not in chains:
+            service = services[name]
+            chains[name] = service.ready.timeout + max(
+                (chain(d) for d in service.depends_on if d in services), default=0.0)
+        return chains[name]
+
+    return START_TIMEOUT + math.ceil(max(map(chain, services), default=0.0))
 
 
 def systemd_run_command(spec: ContainerSpec) -> list[str]:
     """The plain unit's ExecStart argv (before unit-file quoting), as `podman generate systemd
-    --new` writes it: cidfile, no conmon cgroup, removed on exit, sd_notify through conmon."""
+    --new` writes it (cidfile, no conmon cgroup, removed on exit) but with the container's
+    own sd_notify: READY=1 comes from monoimage-init once every service is ready."""
     options = [arg for option in podman_run_options(spec) for arg in option]
     return [PODMAN, "run", *SYSTEMD_RUN_OPTIONS, *options, spec.image]
 
@@ -44,7 +65,7 @@ def render_systemd_unit(spec: ContainerSpec, recipe: Recipe) -> str:
               "Wants=network-online.target", "After=network-online.target",
               "RequiresMountsFor=%t/containers", f"Conflicts={quadlet_service(spec)}", "",
               "[Service]", "Environment=PODMAN_SYSTEMD_UNIT=%n", "Restart=on-failure",
-              f"TimeoutStartSec={START_TIMEOUT}", f"TimeoutStopSec={spec.systemd_stop_timeout}",
+              f"TimeoutStartSec={start_timeout(recipe)}", f"TimeoutStopSec={spec.systemd_stop_timeout}",
               "ExecStartPre=/bin/rm -f %t/%n.ctr-id", f"ExecStart={exec_start}",
               f"ExecStop={PODMAN} stop --ignore {stop}",
               f"ExecStopPost={PODMAN} rm -f --ignore {stop}",

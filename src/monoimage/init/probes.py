@@ -4,17 +4,18 @@ An attempt either answers at once (a file exists; a connect was refused or accep
 back something pending: a non-blocking socket to watch for writability (`SocketAttempt`), or a
 child process whose exit status the loop's reaper hands over (`CommandAttempt`).
 
-Kinds: tcp (connect to host:port), unix (connect to a stream or datagram socket), file (path
+Kinds: tcp (connect to host:port), http (GET host:port/path answers the status; httpprobe.py,
+imported only for it), unix (connect to a stream or datagram socket), file (path
 exists), command (argv exits 0; run as root, output discarded), none (ready once started).
 """
 
 import errno
 import os
+import selectors
 import signal
 import socket
 import subprocess
 from collections.abc import Mapping
-from typing import Any
 
 from .table import Ready
 
@@ -24,11 +25,21 @@ _IN_PROGRESS = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY)
 class SocketAttempt:
     """A connect in progress; ready when the socket turns writable without an error."""
 
+    deadline: float | None = None   # monotonic; past it, the loop cancels and tries again
+
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
 
     def fileno(self) -> int:
         return self.sock.fileno()
+
+    def events(self) -> int:
+        """What the loop waits for on the socket before calling `advance`."""
+        return selectors.EVENT_WRITE
+
+    def advance(self) -> bool | None:
+        """The answer once the socket is ready for `events()`; None to wait again."""
+        return self.result()
 
     def result(self) -> bool:
         """Whether the connect succeeded (call once the socket is writable); closes it."""
@@ -79,13 +90,37 @@ def start_attempt(ready: Ready, env: Mapping[str, str], cwd: str) -> bool | Atte
     if ready.kind == "unix":
         assert ready.path is not None
         return _connect_unix(ready.path)
+    if ready.kind == "http":
+        from .httpprobe import start_http
+        return start_http(ready)
     assert ready.port is not None
-    try:
-        infos = socket.getaddrinfo(ready.host, ready.port, type=socket.SOCK_STREAM)
-    except OSError:
+    started = connect_tcp(ready.host, ready.port)
+    if started is None:
         return False
-    family, _, _, _, address = infos[0]
-    return _connect(family, address)
+    sock, connected = started
+    if connected:
+        sock.close()
+        return True
+    return SocketAttempt(sock)
+
+
+def connect_tcp(host: str, port: int) -> tuple[socket.socket, bool] | None:
+    """A non-blocking connect to host:port: (socket, connected already) while it is under way
+    or done, None when it failed at once (refused, unknown host)."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except OSError:
+        return None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        code = sock.connect_ex(address)
+    except OSError:
+        code = errno.ECONNREFUSED
+    if code == 0 or code in _IN_PROGRESS:
+        return sock, code == 0
+    sock.close()
+    return None
 
 
 def _connect_unix(path: str) -> bool:
@@ -102,16 +137,3 @@ def _connect_unix(path: str) -> bool:
         if code != errno.EPROTOTYPE:
             return code == 0
     return False
-
-
-def _connect(family: int, address: str | tuple[Any, ...]) -> bool | SocketAttempt:
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    try:
-        code = sock.connect_ex(address)
-    except OSError:
-        code = errno.ECONNREFUSED
-    if code in _IN_PROGRESS and family != socket.AF_UNIX:  # on AF_UNIX, EAGAIN: backlog full
-        return SocketAttempt(sock)
-    sock.close()
-    return code == 0

@@ -15,8 +15,11 @@ def child_environment(environ: Mapping[str, str], account: Account,
     """Init's environment, the account's HOME/USER/LOGNAME, then the service's own variables.
 
     `MONOIMAGE_SITE_*` variables are dropped: they reach services through rendered templates,
-    and a secret passed that way must not show in every service's /proc/PID/environ."""
-    env = {key: value for key, value in environ.items() if not key.startswith(SITE_ENV_PREFIX)}
+    and a secret passed that way must not show in every service's /proc/PID/environ.
+    `NOTIFY_SOCKET` is init's alone: a service that speaks sd_notify itself (libvirtd does)
+    would otherwise tell the host READY=1 before the other services are ready."""
+    env = {key: value for key, value in environ.items()
+           if not key.startswith(SITE_ENV_PREFIX) and key != "NOTIFY_SOCKET"}
     if account.uid != os.geteuid():
         env.update(HOME=account.home, USER=account.user, LOGNAME=account.user)
     env.update(extra)

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from . import exitcodes, policy
 from .accounts import Account
@@ -52,6 +53,9 @@ from .service import (
 from .signals import SignalInbox
 from .spawn import child_environment, identity_arguments, session_arguments
 from .table import Table
+
+if TYPE_CHECKING:
+    from .notify import Notifier
 
 MAX_SLEEP = 5.0
 FINAL_REAP_TIMEOUT = 5.0
@@ -85,6 +89,10 @@ class Supervisor:
         self.selector.register(inbox.fileno(), selectors.EVENT_READ, self._on_wakeup)
         self.status_endpoint: StatusEndpoint | None = None
         self.socket_path = socket_path
+        self.notifier: Notifier | None = None
+        if environ.get("NOTIFY_SOCKET"):   # only then: init's imports stay as they were
+            from . import notify
+            self.notifier = notify.Notifier(environ["NOTIFY_SOCKET"])
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -103,6 +111,8 @@ class Supervisor:
                 self._advance_stop(now)
             else:
                 self._advance(now)
+            if self.notifier is not None:
+                self.notifier.update(self.runs, self.stopping)
             if self._finished():
                 break
             timeout = self._sleep_time(time.monotonic())
@@ -130,6 +140,8 @@ class Supervisor:
                 deadlines.append(run.probe_deadline)
                 if run.attempt is None:
                     deadlines.append(run.next_probe_at)
+                elif isinstance(run.attempt, SocketAttempt) and run.attempt.deadline:
+                    deadlines.append(run.attempt.deadline)
             elif run.state == BACKOFF and not self.stopping:
                 deadlines.append(run.restart_at)
             if run.state == STOPPING and run.stop_deadline is not None:
@@ -222,7 +234,10 @@ class Supervisor:
         if now >= run.probe_deadline:
             self._not_ready(run)
             return
-        if run.attempt is not None or now < run.next_probe_at:
+        attempt = run.attempt
+        if isinstance(attempt, SocketAttempt) and attempt.deadline and now >= attempt.deadline:
+            self._cancel_probe(run)   # no answer in time (http): a fresh attempt
+        elif attempt is not None or now < run.next_probe_at:
             return
         result = start_attempt(run.spec.ready, run.env, run.spec.workdir)
         if result is True:
@@ -232,7 +247,7 @@ class Supervisor:
         else:
             run.attempt = result
             if isinstance(result, SocketAttempt):
-                self.selector.register(result, selectors.EVENT_WRITE,
+                self.selector.register(result, result.events(),
                                        functools.partial(self._on_probe_socket, run))
             else:
                 self.probe_pids[result.pid] = run
@@ -240,9 +255,14 @@ class Supervisor:
     def _on_probe_socket(self, run: ServiceRun, attempt: object) -> None:
         if run.attempt is not attempt or not isinstance(attempt, SocketAttempt):
             return  # cancelled earlier in this same batch of events
+        answer = attempt.advance()
+        if answer is None:    # a step of a longer exchange (http): wait for the next one
+            self.selector.modify(attempt, attempt.events(),
+                                 functools.partial(self._on_probe_socket, run))
+            return
         self.selector.unregister(attempt)
         run.attempt = None
-        self._probe_answered(run, attempt.result())
+        self._probe_answered(run, answer)
 
     def _probe_answered(self, run: ServiceRun, ok: bool) -> None:
         now = time.monotonic()
@@ -406,6 +426,8 @@ class Supervisor:
         self._final_sweep()
 
     def _shutdown(self) -> None:
+        if self.notifier is not None:
+            self.notifier.close()
         if self.status_endpoint is not None:
             self.status_endpoint.close()
         self._final_sweep()

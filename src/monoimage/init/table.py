@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*\Z")
 VARIABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-READY_KINDS = ("tcp", "unix", "file", "command", "none")
+HTTP_PATH_RE = re.compile(r"/[\x21-\x7e]*\Z")
+READY_KINDS = ("tcp", "http", "unix", "file", "command", "none")
 RESTART_POLICIES = ("always", "on-failure", "never")
 
 
@@ -53,6 +54,7 @@ class Ready(NamedTuple):
     argv: tuple[str, ...] | None
     timeout: float
     interval: float
+    status: int = 200          # http: the status the GET of `path` must answer
 
 
 class Restart(NamedTuple):
@@ -105,7 +107,7 @@ SERVICE_DEFAULTS: dict[str, Any] = {
 }
 READY_DEFAULTS: dict[str, Any] = {
     "kind": "none", "host": "127.0.0.1", "port": None, "path": None, "argv": None,
-    "timeout": 30.0, "interval": 0.1,
+    "timeout": 30.0, "interval": 0.1, "status": 200,
 }
 RESTART_DEFAULTS: dict[str, Any] = {
     "policy": "always", "backoff_initial": 0.5, "backoff_max": 30.0, "max_restarts": 5,
@@ -259,17 +261,24 @@ def _ready(data: object, where: str) -> Ready:
     if port is not None and (not isinstance(port, int) or isinstance(port, bool)
                              or not 0 < port < 65536):
         raise TableError(f"{where}.port: expected a TCP port number, got {port!r}")
-    if kind == "tcp" and port is None:
-        raise TableError(f"{where}.port: a tcp probe needs a port")
+    if kind in ("tcp", "http") and port is None:
+        raise TableError(f"{where}.port: {'an' if kind == 'http' else 'a'} {kind} probe "
+                         f"needs a port")
     path = _optional_string(entry["path"], f"{where}.path")
     if kind in ("unix", "file") and not path:
         raise TableError(f"{where}.path: a {kind} probe needs a path")
+    if kind == "http" and not (path and HTTP_PATH_RE.match(path)):
+        raise TableError(f"{where}.path: an http probe needs a request path such as /healthz "
+                         f"(printable ASCII, no spaces), got {path!r}")
+    status = entry["status"]
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+        raise TableError(f"{where}.status: expected an HTTP status 100-599, got {status!r}")
     argv = None if entry["argv"] is None else _argv(entry["argv"], f"{where}.argv")
     if kind == "command" and argv is None:
         raise TableError(f"{where}.argv: a command probe needs an argv")
     return Ready(kind, _string(entry["host"], f"{where}.host"), port, path, argv,
                  _positive(entry["timeout"], f"{where}.timeout"),
-                 _positive(entry["interval"], f"{where}.interval"))
+                 _positive(entry["interval"], f"{where}.interval"), status)
 
 
 def _restart(data: object, where: str) -> Restart:

@@ -1,11 +1,14 @@
-"""Each service tried from the host through its published loopback port: a tcp connect, or a
-real query on the well-known udp ports (DNS on 53, NTP on 123).
+"""Each service tried from the host through its published loopback port: a real GET where the
+service's readiness probe is an http probe on that port (the status shown, the probe's own
+status expected), a tcp connect on the other tcp ports, a real query on the well-known udp
+ports (DNS on 53, NTP on 123).
 
 The packets are built and read by the pure functions beside the socket code that sends them.
 """
 
 from __future__ import annotations
 
+import http.client
 import secrets
 import socket
 import struct
@@ -13,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from monoimage.recipe.model import Port, Recipe
+from monoimage.recipe.model import Port, Probe, Recipe
 
 PROBE_TIMEOUT = 2.0           # seconds for one probe from the host
 
@@ -27,7 +30,7 @@ class HostProbe:
     service: str
     port: str                 # "53/udp"
     host_port: int | None
-    kind: str                 # tcp | dns | ntp | none
+    kind: str                 # http | tcp | dns | ntp | none
     outcome: ProbeOutcome
     detail: str
     ms: float | None = None
@@ -50,20 +53,28 @@ def probe_from_host(recipe: Recipe, inspect: dict[str, Any], *, host_network: bo
         if service.name in skipped:
             continue
         for port in service.ports:
-            results.append(probe_port(service.name, port, published.get(str(port))))
+            results.append(probe_port(service.name, port, published.get(str(port)),
+                                      ready=service.ready))
     return tuple(results)
 
 
-def probe_port(service: str, port: Port, host_port: int | None) -> HostProbe:
+def probe_port(service: str, port: Port, host_port: int | None,
+               ready: Probe | None = None) -> HostProbe:
+    """One port through `host_port`; `ready`, the service's readiness probe, makes it a GET
+    when it is an http probe on this port."""
     if host_port is None:
         return HostProbe(service, str(port), None, "none", "failed", "not published")
-    kind = probe_kind(port)
+    kind = probe_kind(port, ready)
     if kind == "none":
         return HostProbe(service, str(port), host_port, kind, "skipped",
                          "no host probe for this udp port")
     began = time.monotonic()
     try:
-        detail = {"tcp": tcp_connect, "dns": dns_query, "ntp": ntp_query}[kind](host_port)
+        if kind == "http":
+            assert ready is not None and ready.path is not None and ready.status is not None
+            detail = http_get(host_port, ready.path, ready.status)
+        else:
+            detail = {"tcp": tcp_connect, "dns": dns_query, "ntp": ntp_query}[kind](host_port)
     except OSError as error:
         return HostProbe(service, str(port), host_port, kind, "failed",
                          f"{kind} on 127.0.0.1:{host_port}: {error.strerror or error}")
@@ -71,9 +82,12 @@ def probe_port(service: str, port: Port, host_port: int | None) -> HostProbe:
                      (time.monotonic() - began) * 1000)
 
 
-def probe_kind(port: Port) -> str:
-    """tcp ports: a connect; well-known udp ports: a real query; other udp: none."""
+def probe_kind(port: Port, ready: Probe | None = None) -> str:
+    """tcp ports: a GET where `ready` is an http probe on the port, else a connect; well-known
+    udp ports: a real query; other udp: none."""
     if port.protocol == "tcp":
+        if ready is not None and ready.kind == "http" and ready.port == port.number:
+            return "http"
         return "tcp"
     return {53: "dns", 123: "ntp"}.get(port.number, "none")
 
@@ -81,6 +95,22 @@ def probe_kind(port: Port) -> str:
 def tcp_connect(host_port: int) -> str:
     with socket.create_connection(("127.0.0.1", host_port), timeout=PROBE_TIMEOUT):
         return "tcp connect"
+
+
+def http_get(host_port: int, path: str, expected: int) -> str:
+    """`GET path` through the published port: `http GET / 200`; an OSError naming the status
+    when it is not `expected` (what the init's probe waits for)."""
+    connection = http.client.HTTPConnection("127.0.0.1", host_port, timeout=PROBE_TIMEOUT)
+    try:
+        connection.request("GET", path, headers={"User-Agent": "monoimage-boot"})
+        status = connection.getresponse().status
+    except http.client.HTTPException as error:
+        raise OSError(f"not an HTTP answer ({type(error).__name__})") from None
+    finally:
+        connection.close()
+    if status != expected:
+        raise OSError(f"GET {path} answered {status}, not {expected}")
+    return f"http GET {path} {status}"
 
 
 def dns_query(host_port: int, name: str = "localhost") -> str:

@@ -57,7 +57,8 @@ def recipe_from_image(image: str, inspect: dict[str, Any], table_text: str
             name=entry.name, source=image, depends_on=entry.depends_on,
             stop_timeout=entry.stop_timeout,
             ready=Probe(kind=ready.kind, port=ready.port, host=ready.host,  # type: ignore[arg-type]
-                        path=ready.path, timeout=ready.timeout, interval=ready.interval),
+                        path=ready.path, timeout=ready.timeout, interval=ready.interval,
+                        status=ready.status if ready.kind == "http" else None),
             ports=owners.get(entry.name, ()),
             # The image records the union of capabilities and volumes: the first service
             # carries them, which is all the run profile looks at.
@@ -99,7 +100,7 @@ def service_ports(label: str, services: tuple[Any, ...], exposed: list[Port]
             owners[service.strip()] = tuple(_port(p) for p in ports.split(",") if p.strip())
         return owners
     for entry in services:
-        if entry.ready.kind == "tcp" and entry.ready.port is not None:
+        if entry.ready.kind in ("tcp", "http") and entry.ready.port is not None:
             owners[entry.name] = tuple(p for p in exposed if p.number == entry.ready.port)
     return owners
 

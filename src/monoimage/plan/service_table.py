@@ -65,7 +65,9 @@ def _entry(service: Service) -> dict[str, Any]:
         "ready": {"kind": ready.kind, "host": ready.host, "port": ready.port,
                   "path": ready.path,
                   "argv": None if ready.argv is None else list(ready.argv),
-                  "timeout": ready.timeout, "interval": ready.interval},
+                  "timeout": ready.timeout, "interval": ready.interval,
+                  # only for http: every other table stays byte for byte what it was
+                  **({"status": ready.status} if ready.kind == "http" else {})},
         "restart": {"policy": restart.policy, "backoff_initial": restart.backoff_initial,
                     "backoff_max": restart.backoff_max, "max_restarts": restart.max_restarts,
                     "window": restart.window},

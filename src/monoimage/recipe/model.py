@@ -12,7 +12,7 @@ from typing import Literal
 from monoimage.recipe.settings import default
 from monoimage.recipe.versions import Constraint, Family
 
-ProbeKind = Literal["tcp", "unix", "file", "command", "none"]
+ProbeKind = Literal["tcp", "http", "unix", "file", "command", "none"]
 RestartKind = Literal["always", "on-failure", "never"]
 LayeringPolicy = Literal["single", "packages"]
 LayeringUpdates = Literal["layers", "delta"]
@@ -64,12 +64,14 @@ class ConfigCommand:
 
 @dataclass(frozen=True)
 class Probe:
-    """How to tell a service is ready: a tcp port, a unix socket, a file, or a command."""
+    """How to tell a service is ready: a tcp port, an HTTP GET (`path` on `port`, answering
+    `status`), a unix socket, a file, or a command."""
 
     kind: ProbeKind = "none"
     port: int | None = None
     host: str = default("ready.tcp.host")
     path: str | None = None
+    status: int | None = None         # http: the status the GET must answer
     argv: tuple[str, ...] | None = None
     timeout: float = default("ready.timeout")
     interval: float = default("ready.interval")

@@ -32,6 +32,7 @@ from monoimage.recipe.scalars import (
     read_user,
     read_values,
 )
+from monoimage.recipe.settings import default
 from monoimage.recipe.versions import Family
 
 # linux/capability.h, CAP_CHOWN (0) to CAP_CHECKPOINT_RESTORE (40).
@@ -181,7 +182,7 @@ def _argv(fields: Fields, key: str) -> tuple[str, ...]:
 
 
 def _probe(fields: Fields) -> Probe:
-    kinds = [k for k in ("tcp", "unix", "file", "command") if fields.has(k)]
+    kinds = [k for k in ("tcp", "http", "unix", "file", "command") if fields.has(k)]
     timeout = fields.number("timeout")
     interval = fields.number("interval")
     if len(kinds) > 1:
@@ -201,6 +202,8 @@ def _probe(fields: Fields) -> Probe:
             probe = Probe(kind="tcp", port=read_port_number(tcp, "port", tcp.required("port")),
                           host=tcp.text("host"), timeout=timeout, interval=interval)
             tcp.done()
+    elif kind == "http":
+        probe = _http_probe(fields, timeout, interval)
     elif kind == "command":
         probe = Probe(kind="command", argv=_argv(fields, "command"), timeout=timeout,
                       interval=interval)
@@ -209,6 +212,28 @@ def _probe(fields: Fields) -> Probe:
                       timeout=timeout, interval=interval)
     fields.done()
     return probe
+
+
+def _http_probe(fields: Fields, timeout: float, interval: float) -> Probe:
+    """`http: 80` or `http: {port: 80, path: /healthz, status: 200}`: a GET on 127.0.0.1."""
+    value = fields.raw("http")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Probe(kind="http", port=read_port_number(fields, "http", value),
+                     path=default("ready.http.path"), status=default("ready.http.status"),
+                     timeout=timeout, interval=interval)
+    http = fields.mapping("http")
+    port = read_port_number(http, "port", http.required("port"))
+    path = http.text("path")
+    if not _HTTP_PATH_RE.fullmatch(path):
+        raise http.error("path", f"{shown(path)} is not a request path: it starts with / "
+                                 "and holds printable ASCII without spaces")
+    status = http.whole("status")
+    http.done()
+    return Probe(kind="http", port=port, path=path, status=status, timeout=timeout,
+                 interval=interval)
+
+
+_HTTP_PATH_RE = re.compile(r"/[\x21-\x7e]*")
 
 
 def _restart(fields: Fields) -> RestartPolicy:
