@@ -33,6 +33,7 @@ from monoimage.tools.registry import Registry
 from monoimage.tools.run import Completed
 
 POLL = 2.0                    # seconds between looks into the VM
+PULL_ATTEMPTS = 3             # restarts of the unit before a failed pull is final
 UNIT_PROPERTIES = ("ActiveState", "SubState", "Result", "NRestarts", "ExecMainStatus")
 
 
@@ -190,34 +191,44 @@ def unit_state(session: VmSession) -> dict[str, str]:
 
 def wait_ready(session: VmSession, deadline: float) -> tuple[bool, str]:
     """Until `podman healthcheck run` passes in the VM: (True, ""), or (False, why not): the
-    unit failed, the VM could not pull the image, or time ran out."""
+    unit failed, the VM could not pull the image, or time ran out.
+
+    A failed pull is final once systemd has restarted the unit `PULL_ATTEMPTS` times and
+    the last start failed on it too: the first may fail before the guest's network is up."""
     name = session.spec.name
     while True:
         state = unit_state(session)
         if state.get("ActiveState") == "active" and \
                 guest(session, "podman", "healthcheck", "run", "--", name).ok:
             return True, ""
-        pull_error = pull_failure(session) if int(state.get("NRestarts") or 0) >= 1 or \
-            state.get("ActiveState") == "failed" else None
-        if pull_error:
-            return False, f"the VM could not pull {session.spec.image}: {pull_error}"
+        restarts = int(state.get("NRestarts") or 0)
+        if restarts >= PULL_ATTEMPTS or state.get("ActiveState") == "failed":
+            pull_error = last_pull_failure(session, state.get("ActiveState") == "failed")
+            if pull_error:
+                return False, f"the VM could not pull {session.spec.image}: {pull_error}"
         if state.get("ActiveState") == "failed":
             return False, (f"{session.unit} failed ({state.get('Result')}, exit "
-                           f"{state.get('ExecMainStatus')}) after {state.get('NRestarts')} "
-                           f"restart(s)")
+                           f"{state.get('ExecMainStatus')}) after {restarts} restart(s)")
         if time.monotonic() >= deadline:
             return False, (f"{session.unit} not healthy in time ({state.get('ActiveState')}/"
-                           f"{state.get('SubState')}, {state.get('NRestarts')} restart(s))")
+                           f"{state.get('SubState')}, {restarts} restart(s))")
         time.sleep(POLL)
 
 
-def pull_failure(session: VmSession) -> str | None:
-    """podman's own error line when the unit's last start failed to pull the image."""
+def last_pull_failure(session: VmSession, ended: bool) -> str | None:
+    """podman's own error line when the unit's last finished start (the last one when the
+    unit has `ended`, else the one before the start in progress) failed to pull the image."""
     log = guest(session, "journalctl", "-u", session.unit, "-o", "cat", "--no-pager").stdout
-    for line in reversed(log.splitlines()):
-        if "Error:" in line and ("pull" in line or "initializing source" in line
-                                 or "manifest" in line or "reading blob" in line):
-            return line.split("Error:", 1)[1].strip()[:300]
+    lines = log.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Starting ")] or [0]
+    if ended:
+        finished = lines[starts[-1]:]
+    else:
+        finished = lines[starts[-2]:starts[-1]] if len(starts) >= 2 else []
+    for line in reversed(finished):
+        if line.startswith("Error:") and ("pull" in line or "initializing source" in line
+                                          or "manifest" in line or "blob" in line):
+            return line.removeprefix("Error:").strip()[:300]
     return None
 
 

@@ -56,7 +56,7 @@ ENABLE = ("systemd-networkd.service", "systemd-networkd-wait-online.service")
 # every cycle counts: no audit, AppArmor or speculation mitigations in a throwaway test VM.
 CMDLINE = ("root=/dev/vda rw console=ttyS0,115200 systemd.firstboot=off "
            "systemd.show_status=auto loglevel=4 net.ifnames=0 8250.nr_uarts=1 "
-           "audit=0 apparmor=0 mitigations=off random.trust_cpu=on")
+           "audit=0 apparmor=0 selinux=0 mitigations=off random.trust_cpu=on")
 # Bump when _build() or tools/vm_disk.debootstrap change what they make: the cache key holds
 # it, with the inputs above.
 BUILDER_VERSION = 2
