@@ -37,7 +37,7 @@ from monoimage.recipe.load import load_recipe
                    "(QEMU; built once and cached) provisioned with the Ignition config "
                    "`monoimage host` writes, running the image through Quadlet, systemd and "
                    "podman 5.4, pulling it from a loopback registry. See docs/hosts.md.")
-@click.option("--boot-timeout", type=click.FloatRange(min=1), default=300.0, show_default=True,
+@click.option("--boot-timeout", type=click.FloatRange(min=1), default=900.0, show_default=True,
               help="With --vm: seconds for the VM to boot (to its guest agent).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--keep", is_flag=True, help="Leave the container running after the report.")

@@ -78,7 +78,7 @@ def choose_accelerator(kernel: Path) -> tuple[Accelerator, str]:
 
 
 def boot_vm(image: str, recipe: Recipe | None = None, *, timeout: float = 600.0,
-            boot_timeout: float = 300.0, keep: bool = False,
+            boot_timeout: float = 900.0, keep: bool = False,
             site: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None,
             cache_dir: Path | None = None, recipe_from: str = "image",
             on_pushed: Callable[[Registry], None] | None = None,
