@@ -17,6 +17,7 @@ Prints figures; asserts nothing. The derived images are removed at the end. Usag
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import sys
 import tempfile
@@ -73,7 +74,6 @@ def main() -> None:
     parser.add_argument("--site", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
     recipe = load_recipe(Path(args.recipe))
-    import os
     values = site_values(recipe, dict(s.split("=", 1) for s in args.site), os.environ)
     tag = secrets.token_hex(3)
     good = derived(args.image, f"localhost/monoimage-bench-day2:{tag}",

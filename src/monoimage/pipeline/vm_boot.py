@@ -12,6 +12,7 @@ bytes the VM pulled, boot/ready/stop times and the exit. Exit codes are `boot`'s
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from monoimage.errors import UserError
 from monoimage.image import STATUS_CMD
-from monoimage.pipeline.boot import ServiceStatus, services_of, site_values
+from monoimage.pipeline.boot import ServiceStatus, read_table, services_of, site_values
 from monoimage.pipeline.host_probes import HostProbe, probe_port
 from monoimage.pipeline.vm_image import vm_image as cached_vm_image
 from monoimage.pipeline.vm_session import VmSession, vm_session
@@ -88,13 +89,11 @@ def boot_vm(image: str, recipe: Recipe | None = None, *, timeout: float = 600.0,
 
     `boot_timeout`: seconds from QEMU's start to the guest agent's answer; `timeout`: seconds
     from then until every service is ready."""
-    import os
     require_qemu()
     require_tool("mke2fs", "e2fsprogs")
     inspect = podman.image_inspect(image)
     notes: list[str] = []
     if recipe is None:
-        from monoimage.pipeline.boot import read_table
         recipe, notes = recipe_from_image(image, inspect, read_table(image))
     values = site_values(recipe, site or {}, os.environ if environ is None else environ)
     built = cached_vm_image(cache_dir or default_cache_dir(), progress)

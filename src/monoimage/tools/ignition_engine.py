@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from monoimage.errors import UserError
+from monoimage.errors import MissingToolError, UserError
 from monoimage.tools.run import run
 
 ENGINE = Path("/usr/lib/dracut/modules.d/30ignition/ignition")
@@ -39,7 +39,6 @@ class Applied:
 def apply_ignition(config: Path, root: Path, timeout: float = 120) -> Applied:
     """Apply the Ignition `config` to the (empty or not) folder `root` with the real engine."""
     if not ENGINE.exists():
-        from monoimage.errors import MissingToolError
         raise MissingToolError(str(ENGINE), "ignition")
     before = _tree(root)
     selinux = root / "etc/selinux/config"

@@ -18,7 +18,6 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -172,8 +171,3 @@ def start_vm(machine: Machine, accelerator: Accelerator) -> Vm:
 def stop_vm(vm: Vm) -> None:
     """Stop QEMU (the guest is thrown away: no shutdown is waited for) and wait for it."""
     stop_group(vm.process, STOP_GRACE)
-
-
-def command_line(vm: Vm) -> Sequence[str]:
-    """The argv QEMU runs with (for a kept VM's instructions)."""
-    return qemu_argv(vm.machine, vm.accelerator)
