@@ -242,9 +242,11 @@ def read_status(session: VmSession) -> dict[str, object]:
 
 
 def probe_forwarded(session: VmSession) -> tuple[HostProbe, ...]:
-    """Every service port, from the build host through its hostfwd."""
+    """Every service port, from the build host through its hostfwd (a GET where the service's
+    readiness probe is an http probe on that port, as `boot` does)."""
     by_port = {(f.guest_port, f.protocol): f.host_port for f in session.forwards}
-    return tuple(probe_port(service.name, port, by_port.get((port.number, port.protocol)))
+    return tuple(probe_port(service.name, port, by_port.get((port.number, port.protocol)),
+                            ready=service.ready)
                  for service in session.recipe.services for port in service.ports)
 
 
