@@ -10,12 +10,14 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from monoimage.cli.arguments import image_argument
+from monoimage.cli.boot_table import services_table
+from monoimage.cli.boot_vm import print_vm_report, vm_report_json
 from monoimage.cli.progress import interruptible
 from monoimage.pipeline.boot import BootReport, boot
 from monoimage.pipeline.control_plane import boot_with_standin
+from monoimage.pipeline.vm_boot import boot_vm
 from monoimage.plan.run_profile import PROFILES
 from monoimage.recipe.load import load_recipe
 
@@ -31,7 +33,14 @@ from monoimage.recipe.load import load_recipe
                    "no memory or pids caps (tmpfs, ulimits, health check, stop timeout stay).")
 @click.option("--timeout", type=click.FloatRange(min=1),
               help="Seconds to wait for monoimage-init health (default 120, or the image's "
-                   "health-check start period when longer).")
+                   "health-check start period when longer; with --vm 600, from the VM's boot on).")
+@click.option("--vm", is_flag=True,
+              help="Boot on a real small container-OS host instead: a Debian trixie VM "
+                   "(QEMU; built once and cached) provisioned with the Ignition config "
+                   "`monoimage host` writes, running the image through Quadlet, systemd and "
+                   "podman 5.4, pulling it from a loopback registry. See docs/hosts.md.")
+@click.option("--boot-timeout", type=click.FloatRange(min=1), default=900.0, show_default=True,
+              help="With --vm: seconds for the VM to boot (to its guest agent).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--keep", is_flag=True, help="Leave the container running after the report.")
 @click.option("--site", "site", multiple=True, metavar="NAME=VALUE",
@@ -41,10 +50,10 @@ from monoimage.recipe.load import load_recipe
               help="Boot against a stand-in control plane in its own container: RabbitMQ, "
                    "built from control-plane-standin.yaml beside --recipe (cached), its "
                    "transport URL given as the site value transport_url; removed afterwards "
-                   "(kept with --keep).")
+                   "(kept with --keep). Not with --vm.")
 def boot_command(image: str, recipe: Path | None, profile: str, timeout: float | None,
-                 as_json: bool,
-                 keep: bool, site: tuple[str, ...], control_plane: str | None) -> None:
+                 vm: bool, boot_timeout: float, as_json: bool, keep: bool,
+                 site: tuple[str, ...], control_plane: str | None) -> None:
     """Boot IMAGE, wait until every service is healthy, probe each from the host, stop it.
 
     Exits 0 only if every service was ready, answered from the host, and the container
@@ -56,7 +65,21 @@ def boot_command(image: str, recipe: Path | None, profile: str, timeout: float |
     bad = [item for item in site if "=" not in item or not item.partition("=")[0]]
     if bad:
         raise click.BadParameter(f"{bad[0]!r}: give NAME=VALUE", param_hint="--site")
+    if vm and control_plane is not None:
+        raise click.UsageError("--control-plane works with the container boot, not with --vm yet")
     loaded = load_recipe(recipe) if recipe is not None else None
+    if vm:
+        with interruptible("boot interrupted: the VM and its registry were removed"), \
+                console.status(f"booting {image} in a VM") as status:
+            vm_report = boot_vm(image, loaded, timeout=timeout or 600.0,
+                                boot_timeout=boot_timeout, keep=keep, site=given,
+                                recipe_from=f"recipe {recipe}" if recipe else "image",
+                                progress=lambda text: status.update(text))
+        if as_json:
+            click.echo(json.dumps(vm_report_json(vm_report), indent=2))
+        else:
+            print_vm_report(vm_report, Console())
+        sys.exit(0 if vm_report.ok else 1)
     with interruptible("boot interrupted: the container was removed"), \
             console.status(f"booting {image}") as status:
         runner = boot if control_plane is None else partial(boot_with_standin, recipe_path=recipe)
@@ -78,22 +101,9 @@ def report_json(report: BootReport) -> dict[str, object]:
 
 
 def print_report(report: BootReport, console: Console) -> None:
-    table = Table(title=f"{report.image} — profile {report.profile}, facts from "
-                        f"{report.recipe_from}")
-    for column in ("service", "state", "ready after", "RSS", "restarts", "from the host"):
-        table.add_column(column, justify="right" if column in ("ready after", "RSS",
-                                                               "restarts") else "left")
-    probes: dict[str, list[str]] = {}
-    for probe in report.probes:
-        mark = {"ok": "✓", "failed": "✗", "skipped": "–"}[probe.outcome]
-        probes.setdefault(probe.service, []).append(f"{mark} {probe.port} {probe.detail}")
-    for service in report.services:
-        table.add_row(service.name, service.state,
-                      "-" if service.ready_after_ms is None else f"{service.ready_after_ms} ms",
-                      "-" if service.rss_kib is None else f"{service.rss_kib / 1024:.1f} MiB",
-                      str(service.restarts), "\n".join(probes.get(service.name, [])))
     if report.services:
-        console.print(table)
+        console.print(services_table(f"{report.image} — profile {report.profile}, facts from "
+                                     f"{report.recipe_from}", report.services, report.probes))
     console.print(summary(report))
     for note in report.notes:
         console.print(f"note: {note}", style="dim")
