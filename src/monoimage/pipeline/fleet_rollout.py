@@ -87,8 +87,12 @@ class _Agents:
         deadline = time.monotonic() + timeout
         try:
             for site, argv, process in self.running:
-                finish(process, argv, what=f"site {site.index}",
-                       timeout=max(1.0, deadline - time.monotonic()))
+                done = finish(process, argv, check=False,
+                              timeout=max(1.0, deadline - time.monotonic()))
+                if not done.ok:
+                    said = self.logs[site.index].read_text(errors="replace").strip()
+                    raise UserError(f"site {site.index}'s client failed (exit "
+                                    f"{done.exit_code}): {said[-500:] or 'no output'}")
         finally:
             self.stop()
         out = {}
