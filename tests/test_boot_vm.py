@@ -83,7 +83,7 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     assert our_vms(folder) == []
 
 
-def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 1800
         ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, "boot", *args], capture_output=True, text=True, check=False,
                           env={**podman_env(), **SECRET, "COLUMNS": "200", **(env or {})},
