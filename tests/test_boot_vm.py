@@ -166,6 +166,7 @@ def test_ignition_engine_rejection_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.build
 @pytest.mark.boot
+@pytest.mark.vm
 def test_boot_vm_runs_edge_lite_through_quadlet_and_every_service_answers(
         edge_lite: EdgeLite, trixie: VmImage, scratch: Path) -> None:
     done = cli(edge_lite.reference, "--vm", "--recipe", str(edge_lite.path), "--json")
@@ -190,6 +191,7 @@ def test_boot_vm_runs_edge_lite_through_quadlet_and_every_service_answers(
 
 @pytest.mark.build
 @pytest.mark.boot
+@pytest.mark.vm
 def test_an_image_the_vm_cannot_pull_fails_with_podmans_reason(
         edge_lite: EdgeLite, trixie: VmImage, scratch: Path) -> None:
     def lose_blobs(registry) -> None:   # the registry keeps the manifest, not the layers
