@@ -109,6 +109,7 @@ def can_run_here(service: Service, recipe: Recipe) -> bool:
     return all(present(path) for path in service.condition)
 
 
+@pytest.mark.standin   # fails today: see the marker in pyproject.toml (issue 12 is open)
 def test_edge_compute_boots_against_the_standin_control_plane(edge_compute, standin_image,
                                                               ovs_links_removed,
                                                               no_container_left):
@@ -169,6 +170,7 @@ def site_certificates(root: Path) -> Path:
     return pki
 
 
+@pytest.mark.standin   # fails today: see the marker in pyproject.toml (issue 12 is open)
 def test_libvirt_tls_is_a_site_option_with_the_sites_certificates(edge_compute, standin_image,
                                                                   tmp_path, ovs_links_removed,
                                                                   no_container_left):
