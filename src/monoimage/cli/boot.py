@@ -68,12 +68,13 @@ def boot_command(image: str, recipe: Path | None, profile: str, timeout: float |
     if vm and control_plane is not None:
         raise click.UsageError("--control-plane works with the container boot, not with --vm yet")
     loaded = load_recipe(recipe) if recipe is not None else None
+    recipe_from = f"recipe {recipe}" if recipe else "image"
     if vm:
         with interruptible("boot interrupted: the VM and its registry were removed"), \
                 console.status(f"booting {image} in a VM") as status:
             vm_report = boot_vm(image, loaded, timeout=timeout or 600.0,
                                 boot_timeout=boot_timeout, keep=keep, site=given,
-                                recipe_from=f"recipe {recipe}" if recipe else "image",
+                                recipe_from=recipe_from,
                                 progress=lambda text: status.update(text))
         if as_json:
             click.echo(json.dumps(vm_report_json(vm_report), indent=2))
@@ -84,7 +85,7 @@ def boot_command(image: str, recipe: Path | None, profile: str, timeout: float |
             console.status(f"booting {image}") as status:
         runner = boot if control_plane is None else partial(boot_with_standin, recipe_path=recipe)
         report = runner(image, loaded, profile=profile, timeout=timeout,  # type: ignore[arg-type]
-                        keep=keep, recipe_from=f"recipe {recipe}" if recipe else "image",
+                        keep=keep, recipe_from=recipe_from,
                         site=given,
                         progress=lambda text: status.update(text))
     if as_json:

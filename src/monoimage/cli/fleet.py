@@ -90,10 +90,7 @@ def fleet_command(recipe: Path, tag: str, sites: int, mirrors: int, bandwidth: s
 
 
 def _seconds(text: str, option: str, positive: bool = False) -> float:
-    try:
-        value = parse_latency(text)
-    except UserError:
-        raise UserError(f"{option} {text!r}: expected a time such as 5s or 500ms") from None
+    value = parse_latency(text, option, examples="5s or 500ms")
     if positive and value <= 0:
         raise UserError(f"{option} {text!r}: must be more than 0")
     return value

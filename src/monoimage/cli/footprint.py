@@ -184,11 +184,12 @@ def parse_bandwidth(text: str) -> float:
     return float(number) * _PREFIX[prefix.lower()] * (8 if is_bytes else 1)
 
 
-def parse_latency(text: str) -> float:
-    """'100ms', '0.1s', '250us' → seconds."""
+def parse_latency(text: str, option: str = "--latency",
+                  examples: str = "100ms or 0.1s") -> float:
+    """'100ms', '0.1s', '250us' → seconds; a mistake names `option`."""
     match = _LATENCY.match(text)
     if not match:
-        raise UserError(f"--latency {text!r}: expected a time such as 100ms or 0.1s")
+        raise UserError(f"{option} {text!r}: expected a time such as {examples}")
     scale = {"ms": 1e-3, "s": 1.0, "us": 1e-6}[match.group(2).lower()]
     return float(match.group(1)) * scale
 
