@@ -112,9 +112,9 @@ def test_proxy_counts_body_bytes_sized_or_chunked_and_none_for_head(upstream: st
         assert get(proxy.host, "/chunked") == (200, b"x" * 70_000)
         assert get(proxy.host, "/sized", "HEAD") == (200, b"")
         measure = proxy.take()
-        assert measure.requests == (Served("GET", "/sized", 200, 70_000),
-                                    Served("GET", "/chunked", 200, 70_000),
-                                    Served("HEAD", "/sized", 200, 0))
+        assert measure.requests == (Served("GET", "/sized", 200, 70_000, "127.0.0.1"),
+                                    Served("GET", "/chunked", 200, 70_000, "127.0.0.1"),
+                                    Served("HEAD", "/sized", 200, 0, "127.0.0.1"))
         assert proxy.take() == PullMeasure(())
 
 

@@ -95,7 +95,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self._relay(response)
         finally:
             upstream.close()
-            self.server.proxy.record(Served(self.command, self.path, status, self.written))
+            self.server.proxy.record(Served(self.command, self.path, status, self.written,
+                                            self.client_address[0]))
 
     def _relay(self, response: http.client.HTTPResponse) -> None:
         """Send the upstream response on, counting body bytes in `written` as they go."""
