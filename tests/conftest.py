@@ -14,6 +14,12 @@
 - **Markers.** `build` (builds images), `boot` (boots containers), `tools` (runs an external
   program: buildah, podman, mmdebstrap, apt, dnf, rpm, dpkg, skopeo, docker-registry,
   unshare). `pytest -m "not build and not tools"` is the offline, fast subset.
+- **Two workers.** `scripts/test` runs the suite on two pytest-xdist workers
+  (`-n 2 --dist loadgroup`): a build is mostly one process on one core, so two keep this
+  2-core host busy. A worker takes a whole module (its module fixtures are built once), and
+  every test of the session's edge-lite goes to one worker (`worker_group`). Tests already
+  look only at what they made themselves (names, build ids), as another run beside them may
+  do the same.
 - **edge-lite, built once.** The `edge_lite` session fixture builds edge-lite (under a
   `monoimage-test-` name) the first time a test asks; the build, boot and footprint tests
   share it, and `edge_lite_strategies` adds the two layered comparators on the same pinned
@@ -52,6 +58,8 @@ if os.environ.get("HYPOTHESIS_PROFILE"):
 
 # Fixtures that start external programs: a test using one runs tools, whatever its module says.
 TOOL_FIXTURES = frozenset({"start_init"})
+# The session's edge-lite build and its comparators (below): their tests share one worker.
+EDGE_LITE_FIXTURES = frozenset({"edge_lite", "edge_lite_strategies"})
 
 
 # ---------------------------------------------------------------- configuration and markers
@@ -66,8 +74,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if TOOL_FIXTURES & set(getattr(item, "fixturenames", ())):
+        names = set(getattr(item, "fixturenames", ()))
+        if TOOL_FIXTURES & names:
             item.add_marker(pytest.mark.tools)
+        item.add_marker(pytest.mark.xdist_group(worker_group(item.nodeid, names)))
+
+
+def worker_group(nodeid: str, fixtures: set[str]) -> str:
+    """Which tests one pytest-xdist worker runs together (`--dist loadgroup`): every test of
+    the session's edge-lite (one build for all of them), else a module's tests (its module
+    fixtures are built once)."""
+    if EDGE_LITE_FIXTURES & fixtures:
+        return "edge-lite"
+    return nodeid.partition("::")[0]
 
 
 # ---------------------------------------------------------------- no silent skips

@@ -54,7 +54,7 @@ def repo() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def edge_lite(tmp_path_factory: pytest.TempPathFactory) -> Resolved:
+def edge_lite_resolved(tmp_path_factory: pytest.TempPathFactory) -> Resolved:
     """edge-lite under a `monoimage-test-` name, resolved (seconds): no image is built."""
     path = renamed_recipe_copy(edge_lite_source(), tmp_path_factory.mktemp("edge-lite"),
                                f"monoimage-test-apt-day2-{secrets.token_hex(3)}")
@@ -63,9 +63,9 @@ def edge_lite(tmp_path_factory: pytest.TempPathFactory) -> Resolved:
 
 
 def test_update_repository_holds_the_re_versioned_library_and_apt_trusts_it(
-        edge_lite: Resolved, repo: Path) -> None:
-    recipe = edge_lite.recipe
-    original = edge_lite.resolution.package(LIBRARY)
+        edge_lite_resolved: Resolved, repo: Path) -> None:
+    recipe = edge_lite_resolved.recipe
+    original = edge_lite_resolved.resolution.package(LIBRARY)
     made = make_update_repository(recipe, original, repo, cache_dir=default_cache_dir())
     assert made.version == original.version + UPDATE_SUFFIX
     deb = next((repo / "pool").glob("*.deb"))
@@ -77,8 +77,8 @@ def test_update_repository_holds_the_re_versioned_library_and_apt_trusts_it(
 
 
 def test_kolla_style_day2_rebuilds_only_the_children_that_ship_the_library(
-        edge_lite: Resolved, repo: Path, tmp_path: Path) -> None:
-    recipe, resolution = edge_lite.recipe, edge_lite.resolution
+        edge_lite_resolved: Resolved, repo: Path, tmp_path: Path) -> None:
+    recipe, resolution = edge_lite_resolved.recipe, edge_lite_resolved.resolution
     cache = default_cache_dir()
     made = make_update_repository(recipe, resolution.package(LIBRARY), repo, cache_dir=cache)
     recipes = update_recipes(recipe, resolution, PackageUpdate(LIBRARY, made.version),

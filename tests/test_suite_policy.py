@@ -46,8 +46,11 @@ def run_pytest(folder: Path, text: str, *args: str, **env: str) -> subprocess.Co
                           check=False, timeout=scaled(120))
 
 
-def test_a_skipped_test_fails_the_run_and_says_why(tmp_path: Path) -> None:
-    done = run_pytest(tmp_path, SKIPS)
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one-process", "two-workers"])
+def test_a_skipped_test_fails_the_run_and_says_why(tmp_path: Path, workers: tuple[str, ...]
+                                                   ) -> None:
+    # scripts/test runs the suite on two pytest-xdist workers: their skips count the same
+    done = run_pytest(tmp_path, SKIPS, *workers)
     assert done.returncode == 1, done.stdout
     assert "1 passed, 1 skipped, 1 xfailed" in done.stdout
     assert "SKIPPED test_sample.py::test_skips: needs a tool this host lacks" in done.stdout
