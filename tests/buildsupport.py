@@ -47,6 +47,11 @@ volumes:
 """
 
 
+# For the tests whose subject is not how the root is layered: one layer builds in a second,
+# `packages` (the default) about half a minute for the tiny image.
+SINGLE_LAYER = "layering:\n  policy: single"
+
+
 def write_tiny_recipe(root: Path, package: str = "busybox", repositories: str = "") -> Path:
     """minbase + busybox httpd serving one template: the smallest real golden image."""
     return write_recipe(root, {"hello": HELLO.format(package=package)},

@@ -74,19 +74,25 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        names = set(getattr(item, "fixturenames", ()))
-        if TOOL_FIXTURES & names:
+        if TOOL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.tools)
-        item.add_marker(pytest.mark.xdist_group(worker_group(item.nodeid, names)))
+    groups = worker_groups([(item.nodeid, set(getattr(item, "fixturenames", ())))
+                            for item in items])
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(groups[module_of(item.nodeid)]))
 
 
-def worker_group(nodeid: str, fixtures: set[str]) -> str:
-    """Which tests one pytest-xdist worker runs together (`--dist loadgroup`): every test of
-    the session's edge-lite (one build for all of them), else a module's tests (its module
-    fixtures are built once)."""
-    if EDGE_LITE_FIXTURES & fixtures:
-        return "edge-lite"
+def module_of(nodeid: str) -> str:
     return nodeid.partition("::")[0]
+
+
+def worker_groups(tests: list[tuple[str, set[str]]]) -> dict[str, str]:
+    """Module → the group of tests one pytest-xdist worker runs together (`--dist
+    loadgroup`): whole modules (their module fixtures are built once), and every module with
+    a test of the session's edge-lite in one group (one build for all of them)."""
+    shared = {module_of(nodeid) for nodeid, fixtures in tests if EDGE_LITE_FIXTURES & fixtures}
+    return {module_of(nodeid): "edge-lite" if module_of(nodeid) in shared else module_of(nodeid)
+            for nodeid, _ in tests}
 
 
 # ---------------------------------------------------------------- no silent skips

@@ -233,6 +233,7 @@ image: {{name: {name}}}
 distro: {{name: debian, release: bookworm, packager: apt}}
 services: [web, never]
 runtime: {{memory: 128m, pids_limit: 64, read_only: true}}
+layering: {{policy: single}}
 """
 WEB = """\
 name: web

@@ -72,15 +72,19 @@ def our_vms(folder: Path) -> list[str]:
 
 
 @pytest.fixture
-def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def scratch(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A TMPDIR of the test's own (the run folder, the registry's folder go there), checked
-    empty at the end, with no process of ours still using it: nothing left behind."""
-    folder = tmp_path / "tmp"
-    folder.mkdir()
+    empty at the end, with no process of ours still using it: nothing left behind. Directly
+    under /tmp: QEMU's unix sockets live in the run folder, and a socket's path must stay
+    under 108 bytes (pytest-xdist's tmp_path, …/popen-gw0/test_…/, is longer)."""
+    folder = Path(tempfile.mkdtemp(prefix="monoimage-test-vm-", dir="/tmp"))
     monkeypatch.setenv("TMPDIR", str(folder))
     monkeypatch.setattr(tempfile, "tempdir", None)
-    yield folder
-    assert our_vms(folder) == []
+    try:
+        yield folder
+        assert our_vms(folder) == []
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 1800

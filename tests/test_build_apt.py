@@ -231,7 +231,8 @@ def test_an_interrupt_during_install_cleans_up_and_keeps_the_tag(tiny, tmp_path,
          "--out-dir", str(tmp_path), "--build-id", build_id],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + scaled(60)
+        # resolve and the root's first packages come first: minutes on a loaded host
+        deadline = time.monotonic() + scaled(240)
         while not leftovers(build_id)[0]:
             assert time.monotonic() < deadline, "the build never created its working container"
             time.sleep(0.2)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from buildsupport import HELLO, TINY_IMAGE, remove_images, unique_tag
+from buildsupport import HELLO, SINGLE_LAYER, TINY_IMAGE, remove_images, unique_tag
 from monoimage.pipeline.single_variant import single_reference
 from monoimage.plan.comparator_plan import STRATEGIES
 from monoimage.recipe.load import load_recipe
@@ -33,7 +33,7 @@ MONOIMAGE = (sys.executable, "-c", "from monoimage.cli import main; main()")
 
 def _recipe(folder: Path, name: str) -> Path:
     return write_recipe(folder, {"hello": HELLO.format(package="busybox")},
-                        image=TINY_IMAGE.format(repositories="").replace(
+                        image=TINY_IMAGE.format(repositories=SINGLE_LAYER).replace(
                             "monoimage-test-tiny", name))
 
 

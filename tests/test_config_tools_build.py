@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from buildsupport import HELLO, TINY_IMAGE, opened, remove_images, unique_tag
+from buildsupport import HELLO, SINGLE_LAYER, TINY_IMAGE, opened, remove_images, unique_tag
 from monoimage.pipeline.build import BuildOptions, BuildResult, build
 from monoimage.recipe.load import load_recipe
 from monoimage.tools import buildah
@@ -14,7 +14,7 @@ from monoimage.tools.cache_dir import default_cache_dir
 from recipe_files import write_recipe
 
 pytestmark = pytest.mark.build
-IMAGE = TINY_IMAGE.format(repositories="base:\n  config_tools: [crudini]")
+IMAGE = TINY_IMAGE.format(repositories=f"base:\n  config_tools: [crudini]\n{SINGLE_LAYER}")
 
 
 def _build(root: Path, hello: str) -> tuple[BuildResult, set[str]]:

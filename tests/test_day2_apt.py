@@ -1,11 +1,12 @@
-"""Day 2 on the apt path, for real: a stand-in security update of a library three edge-lite
+"""Day 2 on the apt path, for real: a stand-in security update of a library edge-lite's
 services share (libtirpc3: chrony, mosquitto, nginx), re-versioned with dpkg-deb and published
 in a local, signed apt-ftparchive repository beside the host's own sources.
 
-edge-lite (under a `monoimage-test-` name) is only resolved, not built; its kolla-style
-comparator is built for day 1 and day 2, both with the update repository configured (about two
-minutes): the base and the four services that do not ship the library must come out bit for
-bit the same (same digests, nothing to pull); the three that ship it get a new layer each.
+Three of edge-lite's services (under a `monoimage-test-` name: chrony and nginx, which ship the
+library, and redis, which does not) are only resolved, not built; their kolla-style comparator
+is built for day 1 and day 2, both with the update repository configured (about a minute): the
+base and redis must come out bit for bit the same (same digests, nothing to pull); the two that
+ship it get a new layer each.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from monoimage.tools.skopeo import load_image
 
 pytestmark = [pytest.mark.build, pytest.mark.tools]
 LIBRARY = "libtirpc3"
+SERVICES = ("chrony", "redis", "nginx")   # two ship LIBRARY, one does not
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,16 @@ def repo() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def edge_lite_resolved(tmp_path_factory: pytest.TempPathFactory) -> Resolved:
-    """edge-lite under a `monoimage-test-` name, resolved (seconds): no image is built."""
+    """edge-lite's chrony, redis and nginx under a `monoimage-test-` name, resolved (seconds):
+    no image is built."""
     path = renamed_recipe_copy(edge_lite_source(), tmp_path_factory.mktemp("edge-lite"),
                                f"monoimage-test-apt-day2-{secrets.token_hex(3)}")
+    text = path.read_text()
+    services = text[text.index("services:\n"):text.index("\n\n", text.index("services:\n"))]
+    path.write_text(text.replace(services, "services:\n" + "".join(
+        f"  - {name}\n" for name in SERVICES).rstrip("\n")))
     recipe = load_recipe(path)
+    assert [s.name for s in recipe.services] == list(SERVICES)
     return Resolved(recipe, resolve(recipe, cache_dir=default_cache_dir()))
 
 
@@ -98,7 +106,7 @@ def test_kolla_style_day2_rebuilds_only_the_children_that_ship_the_library(
         same = {part for part, old, new in zip(parts, day1.references, day2_images.references,
                                                strict=True)
                 if buildah.image_id(old) == buildah.image_id(new)}
-        assert same == {"base", "redis", "dnsmasq", "haproxy", "node-exporter"}
+        assert same == {"base", "redis"}
 
         with opened(dict(day2_images.children)["nginx"]) as (_container, root):
             installed = {p.name: p.version for p in AptPackager().list_installed(root)}
@@ -111,10 +119,10 @@ def test_kolla_style_day2_rebuilds_only_the_children_that_ship_the_library(
         new = Strategy("kolla-style", tuple(load_image(r, oci) for r in day2_images.references))
         changed = [c for c in image_changes(old, new) if c.manifest_changed]
         assert [c.image for c in changed] == [dict(day2_images.children)[s]
-                                              for s in ("chrony", "mosquitto", "nginx")]
+                                              for s in ("chrony", "nginx")]
         assert all(len(c.new_layers) == 1 for c in changed)
         pull = day2(old.images, new.images)
-        assert pull.manifests == 3 and pull.blobs == 6  # a config and a layer per child
+        assert pull.manifests == 2 and pull.blobs == 4  # a config and a layer per child
         assert pull.bytes < 0.2 * first_deploy(old.images).bytes
     finally:
         for images in built:
