@@ -15,9 +15,9 @@
   program: buildah, podman, mmdebstrap, apt, dnf, rpm, dpkg, skopeo, docker-registry,
   unshare). `pytest -m "not build and not tools"` is the offline, fast subset.
 - **Two workers.** `scripts/test` runs the suite on two pytest-xdist workers
-  (`-n 2 --dist loadgroup`): a build is mostly one process on one core, so two keep this
-  2-core host busy. A worker takes a whole module (its module fixtures are built once), and
-  every test of the session's edge-lite goes to one worker (`worker_group`). Tests already
+  (`-n 2`): a build is mostly one process on one core, so two keep this 2-core host busy. A
+  worker takes a whole module (its module fixtures are built once), and every module with a
+  test of the session's edge-lite goes to one worker (`worker_scope`). Tests already
   look only at what they made themselves (names, build ids), as another run beside them may
   do the same.
 - **edge-lite, built once.** The `edge_lite` session fixture builds edge-lite (under a
@@ -58,8 +58,12 @@ if os.environ.get("HYPOTHESIS_PROFILE"):
 
 # Fixtures that start external programs: a test using one runs tools, whatever its module says.
 TOOL_FIXTURES = frozenset({"start_init"})
-# The session's edge-lite build and its comparators (below): their tests share one worker.
+# The session's edge-lite build and its comparators (below), and the modules whose tests use
+# them: these share one worker (two would build edge-lite twice).
 EDGE_LITE_FIXTURES = frozenset({"edge_lite", "edge_lite_strategies"})
+EDGE_LITE_MODULES = frozenset({f"tests/{name}.py" for name in (
+    "test_boot_edge_compute", "test_boot_edge_lite", "test_boot_vm", "test_build_apt",
+    "test_comparators", "test_estimate")})
 
 
 # ---------------------------------------------------------------- configuration and markers
@@ -76,23 +80,35 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if TOOL_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.tools)
-    groups = worker_groups([(item.nodeid, set(getattr(item, "fixturenames", ())))
-                            for item in items])
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(groups[module_of(item.nodeid)]))
+    shared = {module_of(item.nodeid) for item in items
+              if EDGE_LITE_FIXTURES & set(getattr(item, "fixturenames", ()))}
+    if shared - EDGE_LITE_MODULES:
+        raise pytest.UsageError(f"tests/conftest.py: EDGE_LITE_MODULES must list "
+                                f"{sorted(shared - EDGE_LITE_MODULES)} (they use edge-lite)")
 
 
 def module_of(nodeid: str) -> str:
     return nodeid.partition("::")[0]
 
 
-def worker_groups(tests: list[tuple[str, set[str]]]) -> dict[str, str]:
-    """Module → the group of tests one pytest-xdist worker runs together (`--dist
-    loadgroup`): whole modules (their module fixtures are built once), and every module with
-    a test of the session's edge-lite in one group (one build for all of them)."""
-    shared = {module_of(nodeid) for nodeid, fixtures in tests if EDGE_LITE_FIXTURES & fixtures}
-    return {module_of(nodeid): "edge-lite" if module_of(nodeid) in shared else module_of(nodeid)
-            for nodeid, _ in tests}
+def worker_scope(nodeid: str) -> str:
+    """What one pytest-xdist worker runs together: a whole module (its module fixtures are
+    built once), and every module of EDGE_LITE_MODULES in one go (one edge-lite build)."""
+    module = module_of(nodeid)
+    return "edge-lite" if module in EDGE_LITE_MODULES else module
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """pytest-xdist's scope scheduling with `worker_scope` as the scope. (The controller does
+    not collect, so the modules that use edge-lite are listed in EDGE_LITE_MODULES, and the
+    workers' collection checks the list.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_scope(nodeid)
+
+    return Scheduling(config, log)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- no silent skips

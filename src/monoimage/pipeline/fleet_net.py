@@ -98,7 +98,7 @@ def fleet_network(sites: int, mirrors: int, bandwidth_bps: float, rtt_s: float,
     token = secrets.token_hex(3)
     scratch = Path(tempfile.mkdtemp(prefix=f"monoimage-fleet-{token}-", dir="/var/tmp"))
     with ExitStack() as stack:
-        stack.callback(shutil.rmtree, scratch, True)
+        stack.callback(_remove_scratch, scratch)
         stack.callback(_unmount_all, scratch)
         stack.callback(netns.remove_all, token)
         core = netns.name(token, "core")
@@ -155,6 +155,17 @@ def _wait_ready(relays: list[Running], links: tuple[SiteLink, ...], scratch: Pat
 def _stop_all(processes: list[Running]) -> None:
     for process in processes:
         stop_group(process, RELAY_GRACE)
+
+
+def _remove_scratch(scratch: Path, wait: float = 60.0) -> None:
+    """Remove the run's folder; a mount point in it can stay busy for a while, as a namespace
+    file can (tools/netns.py: `delete`): tried again every half second for up to `wait`."""
+    deadline = time.monotonic() + wait
+    shutil.rmtree(scratch, ignore_errors=True)
+    while scratch.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+        unmount_under(scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _unmount_all(scratch: Path) -> None:

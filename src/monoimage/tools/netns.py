@@ -12,6 +12,7 @@ Processes inside a namespace are not stopped by `ip netns delete`: the caller st
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,15 +52,27 @@ def delete(namespace: str) -> None:
 
 def ours(token: str) -> list[str]:
     """The namespaces of run `token` that exist now."""
+    return [n for n in _listed() if n.startswith(f"{PREFIX}{token}-")]
+
+
+def _listed() -> list[str]:
     listed = run(["ip", "-j", "netns", "list"], package="iproute2", check=False).stdout
-    names = [entry["name"] for entry in json.loads(listed or "[]")]
-    return [n for n in names if n.startswith(f"{PREFIX}{token}-")]
+    return [entry["name"] for entry in json.loads(listed or "[]")]
 
 
-def remove_all(token: str) -> None:
-    """Delete every namespace of run `token`."""
-    for namespace in ours(token):
-        delete(namespace)
+def remove_all(token: str, wait: float = 60.0) -> None:
+    """Delete every namespace of run `token`.
+
+    A namespace's file under /run/netns stays busy while another mount namespace holds a copy
+    of its mount (one made meanwhile by any program: a build's unshare, say), and `ip netns
+    delete` fails: what is left is tried again every half second for up to `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        for namespace in ours(token):
+            delete(namespace)
+        if not ours(token) or time.monotonic() >= deadline:
+            return
+        time.sleep(0.5)
 
 
 def in_namespace(namespace: str, argv: Sequence[str]) -> list[str]:
