@@ -77,11 +77,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    shared = set()
     for item in items:
-        if TOOL_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if TOOL_FIXTURES & fixtures:
             item.add_marker(pytest.mark.tools)
-    shared = {module_of(item.nodeid) for item in items
-              if EDGE_LITE_FIXTURES & set(getattr(item, "fixturenames", ()))}
+        if EDGE_LITE_FIXTURES & fixtures:
+            shared.add(module_of(item.nodeid))
     if shared - EDGE_LITE_MODULES:
         raise pytest.UsageError(f"tests/conftest.py: EDGE_LITE_MODULES must list "
                                 f"{sorted(shared - EDGE_LITE_MODULES)} (they use edge-lite)")

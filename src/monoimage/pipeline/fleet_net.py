@@ -99,7 +99,6 @@ def fleet_network(sites: int, mirrors: int, bandwidth_bps: float, rtt_s: float,
     scratch = Path(tempfile.mkdtemp(prefix=f"monoimage-fleet-{token}-", dir="/var/tmp"))
     with ExitStack() as stack:
         stack.callback(_remove_scratch, scratch)
-        stack.callback(_unmount_all, scratch)
         stack.callback(netns.remove_all, token)
         core = netns.name(token, "core")
         netns.add(core)
@@ -158,16 +157,13 @@ def _stop_all(processes: list[Running]) -> None:
 
 
 def _remove_scratch(scratch: Path, wait: float = 60.0) -> None:
-    """Remove the run's folder; a mount point in it can stay busy for a while, as a namespace
-    file can (tools/netns.py: `delete`): tried again every half second for up to `wait`."""
+    """Unmount what is under the run's folder and remove it. A mount point in it can stay busy
+    for a while, as a namespace's file can (tools/netns.py: `remove_all`): tried again every
+    half second for up to `wait` seconds."""
     deadline = time.monotonic() + wait
-    shutil.rmtree(scratch, ignore_errors=True)
-    while scratch.exists() and time.monotonic() < deadline:
-        time.sleep(0.5)
+    while scratch.exists():
         unmount_under(scratch)
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _unmount_all(scratch: Path) -> None:
-    if scratch.exists():
-        unmount_under(scratch)
+        if not scratch.exists() or time.monotonic() >= deadline:
+            return
+        time.sleep(0.5)

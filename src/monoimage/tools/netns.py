@@ -67,12 +67,15 @@ def remove_all(token: str, wait: float = 60.0) -> None:
     of its mount (one made meanwhile by any program: a build's unshare, say), and `ip netns
     delete` fails: what is left is tried again every half second for up to `wait` seconds."""
     deadline = time.monotonic() + wait
-    while True:
-        for namespace in ours(token):
+    left = ours(token)
+    while left:
+        for namespace in left:
             delete(namespace)
-        if not ours(token) or time.monotonic() >= deadline:
-            return
-        time.sleep(0.5)
+        left = ours(token)
+        if left:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.5)
 
 
 def in_namespace(namespace: str, argv: Sequence[str]) -> list[str]:
